@@ -1,0 +1,69 @@
+import numpy as np
+import paddle
+import pytest
+
+from model import BiLSTMStudent, StudentConfig
+from utils import count_parameters
+
+
+def _model(pair=False, **kw):
+    paddle.seed(0)
+    m = BiLSTMStudent(StudentConfig(vocab_size=30, num_labels=3, emb_dim=8, hidden_size=6,
+                                    fc_size=5, pair=pair, **kw))
+    m.eval()
+    return m
+
+
+def _t(x):
+    return paddle.to_tensor(np.asarray(x, dtype=np.int64))
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_padding_never_changes_the_output(num_layers):
+    m = _model(num_layers=num_layers)
+    ids = [[5, 6, 7, 8], [9, 10, 0, 0]]
+    logits = m(_t(ids), _t([4, 2])).numpy()
+    alone = m(_t([[9, 10]]), _t([2])).numpy()
+    wider = m(_t([[9, 10, 0, 0, 0, 0, 0]]), _t([2])).numpy()
+    garbage = m(_t([[9, 10, 3, 4, 5]]), _t([2])).numpy()  # whatever sits past the length
+    np.testing.assert_allclose(logits[1], alone[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(wider, alone, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(garbage, alone, rtol=1e-5, atol=1e-6)
+
+
+def test_encoder_uses_both_directions_final_states():
+    m = _model()
+    h = m.encode(_t([[5, 6, 7]]), _t([3])).numpy()
+    assert h.shape == (1, 12)
+    # The backward half must depend on the first word (it is the backward LSTM's last input).
+    h2 = m.encode(_t([[4, 6, 7]]), _t([3])).numpy()
+    assert not np.allclose(h[0, 6:], h2[0, 6:])
+
+
+def test_pair_features_are_h1_h2_product_and_difference():
+    m = _model(pair=True)
+    a, la = _t([[5, 6, 0], [7, 8, 9]]), _t([2, 3])
+    b, lb = _t([[9, 0, 0], [5, 6, 7]]), _t([1, 3])
+    logits = m(a, la, b, lb)
+    assert logits.shape == [2, 3]
+    h1, h2 = m.encode(a, la), m.encode(b, lb)
+    feats = paddle.concat([h1, h2, h1 * h2, paddle.abs(h1 - h2)], axis=-1)
+    expected = m.classifier(paddle.nn.functional.relu(m.fc(feats)))
+    np.testing.assert_allclose(logits.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
+    assert m.fc.weight.shape == [4 * 12, 5]
+
+
+def test_parameter_count_matches_the_architecture():
+    m = _model()
+    e, h = 8, 6
+    lstm = 2 * (4 * h * (e + h) + 2 * 4 * h)  # two directions, W_ih, W_hh and two biases
+    assert count_parameters(m) == 30 * e + lstm + (2 * h * 5 + 5) + (5 * 3 + 3)
+
+
+def test_pretrained_matrix_is_loaded_and_can_be_frozen():
+    w = np.random.default_rng(0).normal(size=(30, 8)).astype("float32")
+    m = BiLSTMStudent(StudentConfig(vocab_size=30, num_labels=2, emb_dim=8), w, freeze_embedding=True)
+    np.testing.assert_array_equal(m.embedding.weight.numpy(), w)
+    assert m.embedding.weight.stop_gradient
+    with pytest.raises(ValueError, match=r"embedding matrix \(30, 8\) does not match \(30, 9\)"):
+        BiLSTMStudent(StudentConfig(vocab_size=30, num_labels=2, emb_dim=9), w)

@@ -1,0 +1,270 @@
+"""The training and evaluation loop shared by every entry point (small.py, bert_distill.py,
+teacher.py): checkpoints, resume, progress and metrics live here once.
+
+A run is deterministic given its seed and resumable at any checkpoint: the batch order of
+epoch e is drawn from (seed, e) and the dropout masks of step s from (seed, s), so a resumed
+run replays exactly what the uninterrupted run would have done.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+
+from args import TrainArgs, runtime_fields
+from utils import (append_jsonl, atomic_save, atomic_write_json, classification_metrics,
+                   format_seconds, read_jsonl)
+
+logger = logging.getLogger(__name__)
+
+LAST, BEST = "last.ckpt", "best.ckpt"
+CONFIG, METRICS, RESULTS = "config.json", "metrics.jsonl", "results.json"
+RUN_FILES = (LAST, BEST, CONFIG, METRICS, RESULTS)
+
+Batch = dict  # name -> np.ndarray (collated) or paddle.Tensor (on device)
+Forward = Callable[[paddle.nn.Layer, Batch], paddle.Tensor]
+LossFn = Callable[[paddle.Tensor, Batch], paddle.Tensor]
+
+
+class RunError(RuntimeError):
+    """The output directory cannot be used as asked; the message says why and what to do."""
+
+
+def check_output_dir(config: dict, train: TrainArgs) -> bool:
+    """Decides, before anything is written, whether this run resumes an earlier one.
+
+    An earlier run (a checkpoint or results in output_dir) is never touched unless --resume
+    (same settings required, runtime flags excepted) or --overwrite_output_dir is given.
+    """
+    out = train.output_dir
+    earlier = [f for f in (LAST, RESULTS) if os.path.exists(os.path.join(out, f))]
+    if not earlier:
+        return False
+    if train.overwrite_output_dir:
+        return False
+    if not train.resume:
+        raise RunError(f"--output_dir {out} already holds a run ({', '.join(earlier)}); pass "
+                       f"--resume to continue it or --overwrite_output_dir to start over")
+    with open(os.path.join(out, CONFIG), encoding="utf-8") as f:
+        saved = json.load(f)
+    skip = runtime_fields() | {"output_dir"}
+    diffs = [f"--{k}: {saved[g].get(k)!r} -> {v!r}"
+             for g, group in config.items() if isinstance(group, dict)
+             for k, v in group.items() if k not in skip and saved.get(g, {}).get(k) != v]
+    if diffs:
+        raise RunError(f"--resume: settings differ from the run in {out}: " + "; ".join(diffs))
+    return True
+
+
+def start_run(config: dict, train: TrainArgs) -> None:
+    """Clears an overwritten run's files (only ours) and saves config.json."""
+    os.makedirs(train.output_dir, exist_ok=True)
+    if train.overwrite_output_dir:
+        for f in RUN_FILES:
+            p = os.path.join(train.output_dir, f)
+            if os.path.exists(p):
+                os.remove(p)
+    atomic_write_json(os.path.join(train.output_dir, CONFIG), config)
+
+
+def build_optimizer(train: TrainArgs, parameters) -> paddle.optimizer.Optimizer:
+    clip = paddle.nn.ClipGradByGlobalNorm(train.max_grad_norm) if train.max_grad_norm else None
+    if train.optimizer == "adadelta":
+        return paddle.optimizer.Adadelta(learning_rate=train.lr, rho=train.rho, epsilon=1e-6,
+                                         parameters=parameters, grad_clip=clip)
+    if train.optimizer == "adam":
+        return paddle.optimizer.Adam(learning_rate=train.lr, parameters=parameters, grad_clip=clip)
+    raise ValueError(f"unknown optimizer {train.optimizer!r}")
+
+
+def to_tensors(batch: Batch) -> Batch:
+    return {k: paddle.to_tensor(v) for k, v in batch.items()}
+
+
+def evaluate(model: paddle.nn.Layer, batches: Sequence[Batch], forward: Forward,
+             metric_names: Sequence[str]) -> dict[str, float]:
+    """Metrics over all batches; `loss` is the mean cross-entropy over every example
+    (not the last batch's, as in PaddleNLP's example)."""
+    model.eval()
+    total, preds, labels = 0.0, [], []
+    with paddle.no_grad():
+        for batch in batches:
+            t = to_tensors(batch)
+            logits = forward(model, t)
+            total += float(F.cross_entropy(logits, t["labels"], reduction="sum"))
+            preds.append(logits.argmax(axis=-1).numpy())
+            labels.append(batch["labels"])
+    model.train()
+    preds, labels = np.concatenate(preds), np.concatenate(labels)
+    return {"loss": total / len(labels), **classification_metrics(preds, labels, metric_names)}
+
+
+def _save(path: str, model, optimizer, scheduler, state: dict, extra: dict) -> None:
+    atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                 "state": state, **extra}, path)
+
+
+def load_checkpoint(path: str) -> dict:
+    if not os.path.exists(path):
+        raise RunError(f"{path}: checkpoint not found")
+    try:
+        return paddle.load(path)
+    except Exception as e:  # a truncated or foreign file: say which file, not a pickle trace
+        raise RunError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+
+
+class Progress:
+    """A tqdm bar on a terminal; log lines with examples/s and ETA everywhere."""
+
+    def __init__(self, total: int, start: int):
+        self.total, self.start = total, start
+        self.bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+
+    def update(self, loss: float, ex_per_s: float) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.4f}", ex_s=f"{ex_per_s:,.0f}", refresh=False)
+
+    def write(self, msg: str) -> None:
+        if self.bar is not None:
+            self.bar.write(msg)
+        logger.info(msg)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: TrainArgs, *,
+        epoch_batches: Callable[[int], list[np.ndarray]], collate: Callable[[np.ndarray], Batch],
+        dev_batches: Sequence[Batch], forward: Forward, loss_fn: LossFn,
+        metric_names: Sequence[str], resume: bool, scheduler=None,
+        checkpoint_extra: dict | None = None, results_extra: dict | None = None) -> dict:
+    """Trains `model`, evaluating on dev every epoch (or --eval_steps); keeps best.ckpt (by
+    the first metric) and last.ckpt; appends to metrics.jsonl; writes results.json.
+
+    `epoch_batches(e)` gives the example indices of each batch of epoch e (deterministic in
+    e); `collate(indices)` turns them into a named batch of arrays.
+    """
+    out = train.output_dir
+    extra = checkpoint_extra or {}
+    metrics_path = os.path.join(out, METRICS)
+    steps_per_epoch = len(epoch_batches(0))
+    total_steps = train.max_steps or steps_per_epoch * train.max_epoch
+    main_metric = metric_names[0]
+    state = {"step": 0, "epoch": 0, "batch": 0, "best_step": None, "best": None, "last": None,
+             "train_seconds": 0.0, "examples": 0}
+    if resume:
+        ckpt = load_checkpoint(os.path.join(out, LAST))
+        model.set_state_dict(ckpt["model"])
+        optimizer.set_state_dict(ckpt["optimizer"])
+        if scheduler is not None:
+            scheduler.set_state_dict(ckpt["scheduler"])
+        state = ckpt["state"]
+        # Records written after that checkpoint will be written again: drop them.
+        kept = [r for r in read_jsonl(metrics_path) if r["step"] <= state["step"]]
+        with open(metrics_path, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(r) + "\n" for r in kept)
+        logger.info("resumed %s at step %d (epoch %d, batch %d)", out, state["step"],
+                    state["epoch"], state["batch"])
+    elif os.path.exists(metrics_path):
+        os.remove(metrics_path)
+
+    logger.info("training: %d steps (%d per epoch, batch %d), evaluating every %s",
+                total_steps, steps_per_epoch, train.batch_size,
+                f"{train.eval_steps} steps" if train.eval_steps else "epoch")
+    progress = Progress(total_steps, state["step"])
+    model.train()
+    window_loss, window_steps, window_examples = 0.0, 0, 0
+    window_start = time.perf_counter()
+    sec_per_step = None
+    while state["step"] < total_steps:
+        batches = epoch_batches(state["epoch"])
+        for b in range(state["batch"], len(batches)):
+            t0 = time.perf_counter()
+            # Dropout masks depend on (seed, step) only, so a resumed run replays them.
+            paddle.seed(train.seed * 1_000_003 + state["step"])
+            batch = to_tensors(collate(batches[b]))
+            loss = loss_fn(forward(model, batch), batch)
+            loss.backward()
+            optimizer.step()
+            optimizer.clear_grad()
+            if scheduler is not None:
+                scheduler.step()
+            n = len(batches[b])
+            loss_value = float(loss)
+            if not math.isfinite(loss_value):
+                raise FloatingPointError(f"loss is {loss_value} at step {state['step'] + 1}; "
+                                         f"lower --lr or set --max_grad_norm")
+            state["step"] += 1
+            state["batch"] = b + 1
+            state["examples"] += n
+            dt = time.perf_counter() - t0
+            state["train_seconds"] += dt
+            sec_per_step = dt if sec_per_step is None else 0.95 * sec_per_step + 0.05 * dt
+            window_loss += loss_value * n
+            window_steps += 1
+            window_examples += n
+            progress.update(loss_value, n / dt)
+            if b + 1 == len(batches):
+                state["epoch"] += 1
+                state["batch"] = 0
+            step = state["step"]
+            if step % train.logging_steps == 0 or step == total_steps:
+                elapsed = time.perf_counter() - window_start
+                record = {"step": step, "epoch": round(step / steps_per_epoch, 4), "split": "train",
+                          "loss": window_loss / window_examples,
+                          "examples_per_s": window_examples / elapsed,
+                          "lr": float(optimizer.get_lr())}
+                append_jsonl(metrics_path, record)
+                progress.write(f"step {step}/{total_steps} epoch {record['epoch']:.2f} "
+                               f"loss {record['loss']:.4f} | {record['examples_per_s']:,.0f} ex/s"
+                               f" | ETA {format_seconds(sec_per_step * (total_steps - step))}")
+                window_loss, window_steps, window_examples = 0.0, 0, 0
+                window_start = time.perf_counter()
+            end_of_epoch = state["batch"] == 0
+            if (train.eval_steps and step % train.eval_steps == 0) or \
+                    (not train.eval_steps and end_of_epoch) or step == total_steps:
+                metrics = evaluate(model, dev_batches, forward, metric_names)
+                record = {"step": step, "epoch": round(step / steps_per_epoch, 4), "split": "dev",
+                          **metrics}
+                append_jsonl(metrics_path, record)
+                state["last"] = record
+                improved = state["best"] is None or metrics[main_metric] > state["best"][main_metric]
+                if improved:
+                    state["best"], state["best_step"] = record, step
+                progress.write("dev " + " ".join(f"{k} {v:.4f}" for k, v in metrics.items()) +
+                               (" (best)" if improved else f" (best {main_metric} "
+                                f"{state['best'][main_metric]:.4f} at step {state['best_step']})"))
+                if improved:
+                    _save(os.path.join(out, BEST), model, optimizer, scheduler, state, extra)
+                _save(os.path.join(out, LAST), model, optimizer, scheduler, state, extra)
+                window_start = time.perf_counter()  # evaluation time is not training speed
+            elif train.save_steps and step % train.save_steps == 0:
+                _save(os.path.join(out, LAST), model, optimizer, scheduler, state, extra)
+            if step >= total_steps:
+                break
+    progress.close()
+    results = {"best_step": state["best_step"], "best_epoch": state["best"]["epoch"],
+               "dev": {k: v for k, v in state["best"].items() if k not in ("step", "epoch", "split")},
+               "last_dev": state["last"], "steps": state["step"],
+               "train_seconds": round(state["train_seconds"], 2),
+               "train_examples_per_s": round(state["examples"] / max(1e-9, state["train_seconds"]), 1),
+               **(results_extra or {})}
+    atomic_write_json(os.path.join(out, RESULTS), results)
+    logger.info("best dev %s %.4f at step %d; results in %s", main_metric,
+                state["best"][main_metric], state["best_step"], os.path.join(out, RESULTS))
+    return results
