@@ -1,7 +1,7 @@
 """All command-line flags, declared once as typed dataclass fields, and their validation.
 
 Each entry point picks the groups it needs; `parse_config` turns argv into one validated
-`Config`, which the run saves to output_dir/config.json. A bad or contradictory value stops
+`Config`, which the run saves to output_dir/run_config.json. A bad or contradictory value stops
 the run with one message that names the flag.
 """
 from __future__ import annotations
@@ -37,7 +37,8 @@ class DataArgs:
     task_name: str = flag("sst-2", "task", choices=sorted(TASKS))
     data_dir: str | None = flag(None, "folder with the task's official train.tsv / dev.tsv "
                                 "(default: download with paddlenlp.datasets)")
-    max_seq_length: int = flag(128, "words kept per text (longer texts are truncated)")
+    max_seq_length: int = flag(128, "longer texts are truncated to this many words (the student) or "
+                               "word pieces in all (the teacher)")
     max_train_samples: int | None = flag(None, "use only the first N training examples")
     max_eval_samples: int | None = flag(None, "use only the first N dev examples")
     vocab_path: str | None = flag(None, "word-dict file, one word per line: the vocabulary "
@@ -83,7 +84,8 @@ class StudentArgs:
         _check(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
 
 
-OPTIMIZER_LR = {"adadelta": 1.0, "adam": 1e-3}  # Tang et al. use AdaDelta, lr 1.0, rho 0.95
+# Tang et al. train the student with AdaDelta, lr 1.0, rho 0.95; BERT fine-tuning uses AdamW.
+OPTIMIZER_LR = {"adadelta": 1.0, "adam": 1e-3, "adamw": 5e-5}
 
 
 @dataclass
@@ -91,7 +93,12 @@ class TrainArgs:
     output_dir: str | None = flag(None, "where checkpoints, metrics and results go "
                                   "(default: output/<script>/<task_name>)")
     optimizer: str = flag("adadelta", "optimizer", choices=sorted(OPTIMIZER_LR))
-    lr: float | None = flag(None, "learning rate (default: 1.0 for adadelta, 1e-3 for adam)")
+    lr: float | None = flag(None, "peak learning rate (default: 1.0 for adadelta, 1e-3 for adam, "
+                            "5e-5 for adamw)")
+    lr_schedule: str = flag("constant", "constant, or linear warm-up then linear decay to 0",
+                            choices=["constant", "linear"])
+    warmup_proportion: float = flag(0.1, "share of the steps spent warming up (linear schedule)")
+    weight_decay: float = flag(0.0, "decoupled weight decay (adamw; not on biases and norms)")
     rho: float = flag(0.95, "AdaDelta decay rate")
     max_grad_norm: float = flag(0.0, "clip gradients to this global norm (0: no clipping)")
     batch_size: int = flag(64, "training batch size")
@@ -118,6 +125,10 @@ class TrainArgs:
         _check(self.lr > 0, "lr", "must be > 0")
         _check(0.0 < self.rho < 1.0, "rho", "must be in (0, 1)")
         _check(self.max_grad_norm >= 0, "max_grad_norm", "must be >= 0")
+        _check(0.0 <= self.warmup_proportion < 1.0, "warmup_proportion", "must be in [0, 1)")
+        _check(self.weight_decay >= 0, "weight_decay", "must be >= 0")
+        _check(self.weight_decay == 0 or self.optimizer == "adamw", "weight_decay",
+               f"only --optimizer adamw decays weights (got --optimizer {self.optimizer})")
         for name in ("batch_size", "eval_batch_size", "max_epoch", "logging_steps"):
             _check(getattr(self, name) >= 1, name, "must be >= 1")
         for name in ("max_steps", "eval_steps", "save_steps", "num_threads"):
@@ -137,19 +148,86 @@ class TrainArgs:
 
 
 @dataclass
+class TeacherArgs:
+    model_name_or_path: str | None = flag(
+        None, "backbone to fine-tune: a paddlenlp name (downloaded, e.g. bert-base-uncased) or a "
+        "local save_pretrained / convert.py directory (default: bert-base-uncased for English, "
+        "bert-base-chinese for Chinese)")
+
+    def __post_init__(self):
+        p = self.model_name_or_path
+        _check(p is None or os.path.isdir(p) or os.path.sep not in p, "model_name_or_path",
+               f"{p} is not a directory (give a local directory or a paddlenlp model name)")
+
+
+@dataclass
+class DistillArgs:
+    teacher_path: str | None = flag(
+        None, "fine-tuned teacher: a save_pretrained directory, or PaddleNLP's "
+        "model_state.pdparams with --model_name (default: pretrained_models/<task_name>, "
+        "where teacher.py saves)")
+    model_name: str | None = flag(None, "backbone a bare --teacher_path .pdparams was "
+                                  "fine-tuned from, e.g. bert-base-uncased")
+    teacher_max_seq_length: int = flag(128, "word pieces the teacher sees per example")
+    teacher_batch_size: int = flag(128, "labelling batch size", runtime=True)
+    n_iter: int | None = flag(None, "augmented samples per training example (default: 20, "
+                              "10 for pair tasks, as Tang et al.)")
+    p_mask: float = flag(0.1, "probability of replacing a word with [MASK]")
+    p_pos: float = flag(0.1, "probability of replacing a word with one of the same part of "
+                        "speech (English needs spaCy, see requirements.txt)")
+    p_ng: float = flag(0.25, "probability of keeping only a random n-gram")
+    max_ng: int = flag(5, "longest n-gram kept (n ~ U{1..max_ng})")
+    p_sent: float = flag(0.0, "probability of keeping one random sentence of a "
+                         "multi-sentence text (useful for long reviews)")
+    kd_loss: str = flag("mse", "distillation loss on the teacher's logits: mse (Tang et al.) "
+                        "or soft_ce (Hinton et al., with --temperature)",
+                        choices=["mse", "soft_ce"])
+    alpha: float = flag(0.0, "weight of cross-entropy on gold labels of the original "
+                        "examples: alpha * CE + (1 - alpha) * distillation loss")
+    temperature: float = flag(1.0, "softmax temperature of --kd_loss soft_ce")
+    cache_dir: str | None = flag(None, "where the transfer set and teacher logits are cached "
+                                 "(default: <output_dir>/cache)", runtime=True)
+    online_teacher: bool = flag(False, "run the teacher on every batch instead of caching "
+                                "its logits (PaddleNLP's way; slow, for comparison only)")
+    baseline_dir: str | None = flag(None, "a small.py run to report the gain over",
+                                    runtime=True)
+
+    def __post_init__(self):
+        p = self.teacher_path
+        _check(p is None or os.path.exists(p) or os.path.sep not in p, "teacher_path",
+               f"{p}: no such directory or file")
+        for name in ("teacher_max_seq_length", "teacher_batch_size", "max_ng"):
+            _check(getattr(self, name) >= 1, name, "must be >= 1")
+        _check(self.n_iter is None or self.n_iter >= 0, "n_iter", "must be >= 0")
+        for name in ("p_mask", "p_pos", "p_ng", "p_sent", "alpha"):
+            _check(0.0 <= getattr(self, name) <= 1.0, name, "must be in [0, 1]")
+        _check(self.p_mask + self.p_pos <= 1.0, "p_pos", "p_mask + p_pos must be <= 1")
+        _check(self.temperature > 0, "temperature", "must be > 0")
+        _check(self.kd_loss == "soft_ce" or self.temperature == 1.0, "temperature",
+               "only --kd_loss soft_ce uses a temperature")
+        _check(not (self.online_teacher and self.cache_dir), "online_teacher",
+               "an online teacher caches no logits; drop --cache_dir")
+        _check(self.baseline_dir is None or os.path.isdir(self.baseline_dir), "baseline_dir",
+               f"{self.baseline_dir} is not a directory")
+
+
+@dataclass
 class Config:
-    """One run's settings, grouped; saved as output_dir/config.json."""
+    """One run's settings, grouped; saved as output_dir/run_config.json."""
 
     script: str
     data: DataArgs
     train: TrainArgs
     student: StudentArgs | None = None
+    teacher: TeacherArgs | None = None
+    distill: DistillArgs | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-GROUPS = {"data": DataArgs, "student": StudentArgs, "train": TrainArgs}
+GROUPS = {"data": DataArgs, "student": StudentArgs, "teacher": TeacherArgs,
+          "distill": DistillArgs, "train": TrainArgs}
 
 
 def _flag_type(tp) -> type:
@@ -157,27 +235,38 @@ def _flag_type(tp) -> type:
     return args[0] if args else tp
 
 
-def build_parser(groups: Sequence[str], description: str = "") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description)
+def _help(text: str, default: Any) -> str:
+    return text if "(default" in text or default is None else f"{text} (default: {default})"
+
+
+def build_parser(groups: Sequence[str], description: str = "",
+                 defaults: dict[str, Any] | None = None) -> argparse.ArgumentParser:
+    """`defaults` overrides the dataclass defaults for one entry point (the teacher trains
+    with AdamW, batch 32, 3 epochs)."""
+    defaults = defaults or {}
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     for g in groups:
         cls = GROUPS[g]
         hints = typing.get_type_hints(cls)
         group = parser.add_argument_group(g)
         for f in dataclasses.fields(cls):
             tp = _flag_type(hints[f.name])
+            default = defaults.get(f.name, f.default)
             if tp is bool:
                 group.add_argument(f"--{f.name}", action="store_true", help=f.metadata["help"])
             else:
-                group.add_argument(f"--{f.name}", type=tp, default=f.default,
+                group.add_argument(f"--{f.name}", type=tp, default=default,
                                    choices=f.metadata.get("choices"),
-                                   help=f"{f.metadata['help']} (default: {f.default})")
+                                   help=_help(f.metadata["help"], default))
     return parser
 
 
 def parse_config(script: str, groups: Sequence[str], argv: Sequence[str] | None = None,
-                 description: str = "") -> Config:
+                 description: str = "", defaults: dict[str, Any] | None = None,
+                 output_root: str | None = None) -> Config:
     """argv -> validated Config; exits with a usage message naming the flag on bad input."""
-    parser = build_parser(groups, description)
+    parser = build_parser(groups, description, defaults)
     ns = vars(parser.parse_args(argv))
     try:
         parts = {g: GROUPS[g](**{f.name: ns[f.name] for f in dataclasses.fields(GROUPS[g])})
@@ -186,7 +275,8 @@ def parse_config(script: str, groups: Sequence[str], argv: Sequence[str] | None 
     except ArgError as e:
         parser.error(str(e))
     if cfg.train.output_dir is None:
-        cfg.train.output_dir = os.path.join("output", script, cfg.data.task_name)
+        cfg.train.output_dir = os.path.join(output_root or os.path.join("output", script),
+                                            cfg.data.task_name)
     return cfg
 
 

@@ -11,20 +11,19 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import paddle
-import paddle.nn.functional as F
 
 from args import Config, parse_config
 from data import (DataError, Encoded, Example, Task, TASKS, Vocab, build_vocab, collate, encode,
                   iterate, load_embedding_matrix, load_split, make_batches, read_word_list,
                   tokenize)
 from model import BiLSTMStudent, StudentConfig
-from trainer import (LAST, LossFn, RunError, build_optimizer, check_output_dir, fit,
-                     load_checkpoint, start_run)
-from utils import count_parameters, set_seed, setup_device, setup_logging
+from trainer import (LAST, LossFn, RunError, build_optimizer, cross_entropy, fit, load_checkpoint,
+                     prepare_run, start_run, total_steps)
+from utils import count_parameters
 
 logger = logging.getLogger(__name__)
 
@@ -94,15 +93,14 @@ def student_forward(model: BiLSTMStudent, batch: dict) -> paddle.Tensor:
                  batch.get("lengths_b"))
 
 
-def cross_entropy(logits: paddle.Tensor, batch: dict) -> paddle.Tensor:
-    return F.cross_entropy(logits, batch["labels"])
-
-
 def train_student(cfg: Config, data: TaskData, vocab: Vocab, model: BiLSTMStudent,
                   train_set: Encoded, loss_fn: LossFn, resume: bool,
-                  extra: dict[str, np.ndarray] | None = None) -> dict:
+                  extra: dict[str, np.ndarray] | None = None,
+                  batch_extra: Callable[[np.ndarray], dict] | None = None,
+                  results_extra: dict | None = None) -> dict:
     """The shared loop over `train_set` (the training split, or a transfer set whose
-    per-example arrays such as teacher logits come in `extra`)."""
+    per-example arrays such as teacher logits come in `extra`, or are computed per batch
+    of indices by `batch_extra`)."""
     t = cfg.train
     dev = encode(data.dev_words, vocab, [e.label for e in data.dev])
     dev_batches = list(iterate(dev, make_batches(dev.lengths(), t.eval_batch_size, None)))
@@ -112,27 +110,22 @@ def train_student(cfg: Config, data: TaskData, vocab: Vocab, model: BiLSTMStuden
         rng = np.random.default_rng([t.seed, epoch])
         return make_batches(lengths, t.batch_size, rng, bucket=not t.no_bucketing)
 
-    optimizer = build_optimizer(t, model.parameters())
+    optimizer, scheduler = build_optimizer(t, model, total_steps(t, len(epoch_batches(0))))
     checkpoint_extra = {"model_config": model.config.to_dict(), "vocab": vocab.tokens,
                         "config": cfg.to_dict()}
     results_extra = {"task": data.task.name, "num_params": count_parameters(model),
                      "vocab_size": len(vocab), "train_examples": len(train_set),
-                     "dev_examples": len(dev)}
+                     "dev_examples": len(dev), **(results_extra or {})}
+
+    def collate_batch(idx: np.ndarray) -> dict:
+        batch = collate(train_set, idx, extra)
+        return {**batch, **batch_extra(idx)} if batch_extra else batch
+
     return fit(model, optimizer, t, epoch_batches=epoch_batches,
-               collate=lambda idx: collate(train_set, idx, extra), dev_batches=dev_batches,
+               collate=collate_batch, dev_batches=dev_batches,
                forward=student_forward, loss_fn=loss_fn, metric_names=data.task.metrics,
-               resume=resume, checkpoint_extra=checkpoint_extra, results_extra=results_extra)
-
-
-def prepare_run(cfg: Config) -> bool:
-    """Checks output_dir (nothing is written if the run must not start), sets up logging,
-    device and seed. Returns whether the run resumes."""
-    resume = check_output_dir(cfg.to_dict(), cfg.train)
-    setup_logging(os.path.join(cfg.train.output_dir, "train.log"))
-    setup_device(cfg.train.device, cfg.train.num_threads)
-    set_seed(cfg.train.seed)
-    logger.info("%s %s", cfg.script, " ".join(sys.argv[1:]))
-    return resume
+               resume=resume, scheduler=scheduler, checkpoint_extra=checkpoint_extra,
+               results_extra=results_extra)
 
 
 def save_vocab(cfg: Config, vocab: Vocab, resume: bool) -> None:
@@ -146,7 +139,7 @@ def save_vocab(cfg: Config, vocab: Vocab, resume: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     cfg = parse_config("small", ["data", "student", "train"], argv, __doc__)
-    resume = prepare_run(cfg)
+    resume = prepare_run(cfg.to_dict(), cfg.train, cfg.script)
     data = load_data(cfg)
     vocab = make_vocab(cfg, data)
     # Optimizer state is keyed by parameter names, which count up per process: a fresh

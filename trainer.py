@@ -21,12 +21,12 @@ import paddle.nn.functional as F
 
 from args import TrainArgs, runtime_fields
 from utils import (append_jsonl, atomic_save, atomic_write_json, classification_metrics,
-                   format_seconds, read_jsonl)
+                   format_seconds, read_jsonl, set_seed, setup_device, setup_logging)
 
 logger = logging.getLogger(__name__)
 
 LAST, BEST = "last.ckpt", "best.ckpt"
-CONFIG, METRICS, RESULTS = "config.json", "metrics.jsonl", "results.json"
+CONFIG, METRICS, RESULTS = "run_config.json", "metrics.jsonl", "results.json"
 RUN_FILES = (LAST, BEST, CONFIG, METRICS, RESULTS)
 
 Batch = dict  # name -> np.ndarray (collated) or paddle.Tensor (on device)
@@ -64,8 +64,19 @@ def check_output_dir(config: dict, train: TrainArgs) -> bool:
     return True
 
 
+def prepare_run(config: dict, train: TrainArgs, script: str) -> bool:
+    """Checks output_dir (nothing is written if the run must not start), sets up logging,
+    device and seed. Returns whether the run resumes."""
+    resume = check_output_dir(config, train)
+    setup_logging(os.path.join(train.output_dir, "train.log"))
+    setup_device(train.device, train.num_threads)
+    set_seed(train.seed)
+    logger.info("%s %s", script, " ".join(sys.argv[1:]))
+    return resume
+
+
 def start_run(config: dict, train: TrainArgs) -> None:
-    """Clears an overwritten run's files (only ours) and saves config.json."""
+    """Clears an overwritten run's files (only ours) and saves run_config.json."""
     os.makedirs(train.output_dir, exist_ok=True)
     if train.overwrite_output_dir:
         for f in RUN_FILES:
@@ -75,14 +86,38 @@ def start_run(config: dict, train: TrainArgs) -> None:
     atomic_write_json(os.path.join(train.output_dir, CONFIG), config)
 
 
-def build_optimizer(train: TrainArgs, parameters) -> paddle.optimizer.Optimizer:
+def build_optimizer(train: TrainArgs, model: paddle.nn.Layer, n_steps: int):
+    """(optimizer, scheduler or None) as the flags ask; the scheduler steps once per batch."""
+    lr = train.lr
+    scheduler = None
+    if train.lr_schedule == "linear":
+        from paddlenlp.transformers import LinearDecayWithWarmup
+
+        scheduler = lr = LinearDecayWithWarmup(train.lr, n_steps, train.warmup_proportion)
     clip = paddle.nn.ClipGradByGlobalNorm(train.max_grad_norm) if train.max_grad_norm else None
+    params = model.parameters()
     if train.optimizer == "adadelta":
-        return paddle.optimizer.Adadelta(learning_rate=train.lr, rho=train.rho, epsilon=1e-6,
-                                         parameters=parameters, grad_clip=clip)
-    if train.optimizer == "adam":
-        return paddle.optimizer.Adam(learning_rate=train.lr, parameters=parameters, grad_clip=clip)
-    raise ValueError(f"unknown optimizer {train.optimizer!r}")
+        opt = paddle.optimizer.Adadelta(learning_rate=lr, rho=train.rho, epsilon=1e-6,
+                                        parameters=params, grad_clip=clip)
+    elif train.optimizer == "adam":
+        opt = paddle.optimizer.Adam(learning_rate=lr, parameters=params, grad_clip=clip)
+    elif train.optimizer == "adamw":
+        decayed = {p.name for n, p in model.named_parameters()
+                   if not any(k in n for k in ("bias", "norm"))}
+        opt = paddle.optimizer.AdamW(learning_rate=lr, parameters=params, grad_clip=clip,
+                                     weight_decay=train.weight_decay,
+                                     apply_decay_param_fun=lambda name: name in decayed)
+    else:
+        raise ValueError(f"unknown optimizer {train.optimizer!r}")
+    return opt, scheduler
+
+
+def total_steps(train: TrainArgs, steps_per_epoch: int) -> int:
+    return train.max_steps or steps_per_epoch * train.max_epoch
+
+
+def cross_entropy(logits: paddle.Tensor, batch: Batch) -> paddle.Tensor:
+    return F.cross_entropy(logits, batch["labels"])
 
 
 def to_tensors(batch: Batch) -> Batch:
@@ -163,7 +198,7 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
     extra = checkpoint_extra or {}
     metrics_path = os.path.join(out, METRICS)
     steps_per_epoch = len(epoch_batches(0))
-    total_steps = train.max_steps or steps_per_epoch * train.max_epoch
+    n_steps = total_steps(train, steps_per_epoch)
     main_metric = metric_names[0]
     state = {"step": 0, "epoch": 0, "batch": 0, "best_step": None, "best": None, "last": None,
              "train_seconds": 0.0, "examples": 0}
@@ -184,14 +219,14 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
         os.remove(metrics_path)
 
     logger.info("training: %d steps (%d per epoch, batch %d), evaluating every %s",
-                total_steps, steps_per_epoch, train.batch_size,
+                n_steps, steps_per_epoch, train.batch_size,
                 f"{train.eval_steps} steps" if train.eval_steps else "epoch")
-    progress = Progress(total_steps, state["step"])
+    progress = Progress(n_steps, state["step"])
     model.train()
-    window_loss, window_steps, window_examples = 0.0, 0, 0
+    window_loss, window_examples = 0.0, 0
     window_start = time.perf_counter()
     sec_per_step = None
-    while state["step"] < total_steps:
+    while state["step"] < n_steps:
         batches = epoch_batches(state["epoch"])
         for b in range(state["batch"], len(batches)):
             t0 = time.perf_counter()
@@ -216,28 +251,27 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
             state["train_seconds"] += dt
             sec_per_step = dt if sec_per_step is None else 0.95 * sec_per_step + 0.05 * dt
             window_loss += loss_value * n
-            window_steps += 1
             window_examples += n
             progress.update(loss_value, n / dt)
             if b + 1 == len(batches):
                 state["epoch"] += 1
                 state["batch"] = 0
             step = state["step"]
-            if step % train.logging_steps == 0 or step == total_steps:
+            if step % train.logging_steps == 0 or step == n_steps:
                 elapsed = time.perf_counter() - window_start
                 record = {"step": step, "epoch": round(step / steps_per_epoch, 4), "split": "train",
                           "loss": window_loss / window_examples,
                           "examples_per_s": window_examples / elapsed,
                           "lr": float(optimizer.get_lr())}
                 append_jsonl(metrics_path, record)
-                progress.write(f"step {step}/{total_steps} epoch {record['epoch']:.2f} "
+                progress.write(f"step {step}/{n_steps} epoch {record['epoch']:.2f} "
                                f"loss {record['loss']:.4f} | {record['examples_per_s']:,.0f} ex/s"
-                               f" | ETA {format_seconds(sec_per_step * (total_steps - step))}")
-                window_loss, window_steps, window_examples = 0.0, 0, 0
+                               f" | ETA {format_seconds(sec_per_step * (n_steps - step))}")
+                window_loss, window_examples = 0.0, 0
                 window_start = time.perf_counter()
             end_of_epoch = state["batch"] == 0
             if (train.eval_steps and step % train.eval_steps == 0) or \
-                    (not train.eval_steps and end_of_epoch) or step == total_steps:
+                    (not train.eval_steps and end_of_epoch) or step == n_steps:
                 metrics = evaluate(model, dev_batches, forward, metric_names)
                 record = {"step": step, "epoch": round(step / steps_per_epoch, 4), "split": "dev",
                           **metrics}
@@ -255,7 +289,7 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
                 window_start = time.perf_counter()  # evaluation time is not training speed
             elif train.save_steps and step % train.save_steps == 0:
                 _save(os.path.join(out, LAST), model, optimizer, scheduler, state, extra)
-            if step >= total_steps:
+            if step >= n_steps:
                 break
     progress.close()
     results = {"best_step": state["best_step"], "best_epoch": state["best"]["epoch"],

