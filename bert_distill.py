@@ -31,7 +31,7 @@ from data import (MASK, TASKS, AugmentConfig, DataError, TransferSet, build_tran
 from inference import Predictor, export_static, is_exported
 from small import build_student, load_data, make_vocab, save_vocab, train_student
 from teacher import (INPUTS, TEACHER_ROOT, TeacherEncoded, TeacherError, collate_teacher,
-                     eager_runner, encode_for_teacher, load_teacher, teacher_logits)
+                     eager_runner, encode_words_for_teacher, load_teacher, teacher_logits)
 from trainer import LossFn, RunError, prepare_run, start_run
 from utils import atomic_save_npy, atomic_write_json, format_seconds
 
@@ -116,27 +116,22 @@ def cached_transfer_set(words: list[tuple[list[str], ...]], language: str, aug: 
 # ------------------------------------------------------------------ step 2: teacher logits
 
 
-def teacher_texts(ts: TransferSet, language: str, mask_token: str) -> list[tuple[str, ...]]:
-    """Each transfer example as the teacher's input text: words joined again (with spaces
-    for English, directly for Chinese), [MASK] as the teacher's own mask token. Whole
-    words go to the teacher's tokenizer, never our ids or word pieces."""
-    joiner = " " if language == "en" else ""
-    return [tuple(joiner.join(mask_token if w == MASK else w for w in field) for field in ex)
-            for ex in ts.words]
-
-
-def label_transfer_set(ts: TransferSet, ts_key: str, language: str, teacher_path: str,
+def label_transfer_set(ts: TransferSet, ts_key: str, teacher_path: str,
                        model_name: str | None, num_labels: int, max_seq_length: int,
                        batch_size: int, cache_dir: str, device: str,
-                       num_threads: int | None) -> np.ndarray:
+                       num_threads: int | None, precision: str = "fp32") -> np.ndarray:
     """[len(ts), num_labels] teacher logits, from cache when the key (teacher weights,
-    transfer set, teacher max length) matches; otherwise computed in length-sorted chunks
-    by the exported teacher, each chunk saved atomically so a rerun resumes."""
+    transfer set, teacher max length, precision) matches; otherwise computed in length-sorted chunks
+    by the exported teacher, each chunk saved atomically so a rerun resumes.
+
+    The teacher reads the transfer set's words with its own tokenizer, [MASK] as its own
+    mask token: never our ids, and never word pieces fed back as words."""
     model, tokenizer = load_teacher(teacher_path, num_labels, model_name)
     weights = teacher_path if os.path.isfile(teacher_path) else \
         os.path.join(teacher_path, "model_state.pdparams")
     w_hash = sha256_file(weights)[:16]
-    key = content_hash({"teacher": w_hash, "transfer": ts_key, "max_len": max_seq_length})[:16]
+    key = content_hash({"teacher": w_hash, "transfer": ts_key, "max_len": max_seq_length,
+                        **({"precision": precision} if precision != "fp32" else {})})[:16]
     folder = os.path.join(cache_dir, f"logits-{key}")
     final = os.path.join(folder, "logits.npy")
     meta_path = os.path.join(folder, "meta.json")
@@ -149,15 +144,14 @@ def label_transfer_set(ts: TransferSet, ts_key: str, language: str, teacher_path
         logger.warning("%s: does not match %s; labelling again", final, meta_path)
 
     t0 = time.perf_counter()
-    data = encode_for_teacher(tokenizer, teacher_texts(ts, language, tokenizer.mask_token),
-                              max_seq_length)
+    data = encode_words_for_teacher(tokenizer, ts.words, max_seq_length, MASK)
     logger.info("teacher inputs: %d examples tokenized in %.1fs (mean %.1f tokens)", len(data),
                 time.perf_counter() - t0, data.lengths().mean())
     prefix = os.path.join(cache_dir, f"teacher-{w_hash}", "model")
     if not is_exported(prefix):
         os.makedirs(os.path.dirname(prefix), exist_ok=True)
         export_static(model, INPUTS, prefix)
-    run = Predictor(prefix, device, num_threads)
+    run = Predictor(prefix, device, num_threads, precision)
     order = np.argsort(data.lengths(), kind="stable")
     chunks = [order[i:i + CHUNK] for i in range(0, len(order), CHUNK)]
     logits = np.zeros((len(ts), num_labels), dtype=np.float32)
@@ -178,6 +172,7 @@ def label_transfer_set(ts: TransferSet, ts_key: str, language: str, teacher_path
     atomic_save_npy(final, logits)
     _write_verified_json(meta_path, {"teacher_weights": weights, "teacher_sha256": w_hash,
                                      "transfer_set": ts_key, "max_seq_length": max_seq_length,
+                                     "precision": precision,
                                      "examples": len(ts),
                                      "logits_sha256": hashlib.sha256(logits.tobytes()).hexdigest()})
     for c in range(len(chunks)):
@@ -257,8 +252,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     batch_extra: Callable[[np.ndarray], dict] | None = None
     if k.online_teacher:  # PaddleNLP's way, kept only to measure what caching saves
         model_t, tok = load_teacher(k.teacher_path, task.num_labels, k.model_name)
-        inputs = encode_for_teacher(tok, teacher_texts(ts, task.language, tok.mask_token),
-                                    k.teacher_max_seq_length)
+        inputs = encode_words_for_teacher(tok, ts.words, k.teacher_max_seq_length, MASK)
         run = eager_runner(model_t)
 
         def online_logits(idx: np.ndarray) -> dict:
@@ -267,8 +261,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     else:
         t0 = time.perf_counter()
         extra["teacher_logits"] = label_transfer_set(
-            ts, ts_key, task.language, k.teacher_path, k.model_name, task.num_labels,
-            k.teacher_max_seq_length, k.teacher_batch_size, cache_dir, t.device, t.num_threads)
+            ts, ts_key, k.teacher_path, k.model_name, task.num_labels,
+            k.teacher_max_seq_length, k.teacher_batch_size, cache_dir, t.device, t.num_threads,
+            k.label_precision)
         logger.info("teacher logits ready in %.1fs", time.perf_counter() - t0)
     vocab = make_vocab(cfg, data)
     results_extra = {"teacher_path": k.teacher_path, "transfer_examples": len(ts),
@@ -296,12 +291,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 def baseline_gain(baseline_dir: str, cfg: Config) -> dict:
     """The small.py run to compare against; warns when it differs in what should match."""
-    path = os.path.join(baseline_dir, "results.json")
-    if not os.path.exists(path):
-        raise RunError(f"--baseline_dir {baseline_dir}: no results.json (run small.py first)")
-    with open(path, encoding="utf-8") as f:
+    files = {f: os.path.join(baseline_dir, f) for f in ("results.json", "run_config.json")}
+    for f, path in files.items():
+        if not os.path.exists(path):
+            raise RunError(f"--baseline_dir {baseline_dir}: no {f} (not a finished small.py "
+                           f"run)")
+    with open(files["results.json"], encoding="utf-8") as f:
         base = json.load(f)
-    with open(os.path.join(baseline_dir, "run_config.json"), encoding="utf-8") as f:
+    with open(files["run_config.json"], encoding="utf-8") as f:
         base_cfg = json.load(f)
     ours = cfg.to_dict()
     diffs = [f"{g}.{name}" for g in ("student", "data") for name, v in ours[g].items()

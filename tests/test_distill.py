@@ -76,20 +76,23 @@ def test_distill_end_to_end_and_cache_reuse(tiny_teacher, sst2_dir, tmp_path):
     assert len(logits_files(tmp_path / "cache")) == 2
 
 
-def test_cached_logits_equal_eager_teacher(tiny_teacher, sst2_dir, tmp_path):
-    from data import AugmentConfig
-    from teacher import eager_runner, encode_for_teacher, load_teacher, teacher_logits
+def test_cached_logits_equal_eager_teacher_on_joined_text(tiny_teacher, sst2_dir, tmp_path):
+    from data import MASK
+    from teacher import (eager_runner, encode_for_teacher, encode_words_for_teacher,
+                         load_teacher, teacher_logits)
 
     run_distill(tmp_path, tiny_teacher, sst2_dir, "--max_steps", "1")
     [path] = logits_files(tmp_path / "cache")
     [transfer] = (tmp_path / "cache").glob("transfer-*.json")
     words = json.load(open(transfer))["payload"]["words"]
+    assert any(MASK in ex[0] for ex in words)
     model, tok = load_teacher(str(tiny_teacher), 2)
-    ts = bert_distill.TransferSet([tuple(w) for w in words], np.zeros(len(words)), np.zeros(len(words), bool))
-    data = encode_for_teacher(tok, bert_distill.teacher_texts(ts, "en", tok.mask_token), 128)
-    np.testing.assert_allclose(np.load(path), teacher_logits(eager_runner(model), data), atol=1e-5)
-    assert any("[MASK]" in " ".join(w[0]) for w in words)
-    assert AugmentConfig().n_iter == 20
+    # The word-level fast encoder equals the teacher's tokenizer on the joined text.
+    joined = encode_for_teacher(
+        tok, [(" ".join(tok.mask_token if w == MASK else w for w in ex[0]),) for ex in words], 128)
+    fast = encode_words_for_teacher(tok, words, 128, MASK)
+    assert all(np.array_equal(a, b) for a, b in zip(joined.input_ids, fast.input_ids))
+    np.testing.assert_allclose(np.load(path), teacher_logits(eager_runner(model), joined), atol=1e-5)
 
 
 def test_corrupt_caches_are_detected_and_rebuilt(tiny_teacher, sst2_dir, tmp_path):
@@ -174,3 +177,19 @@ def test_distill_flag_errors(tmp_path, capsys):
         with pytest.raises(SystemExit):
             bert_distill.main(argv)
         assert needle in capsys.readouterr().err
+
+
+def test_bare_commands_chain_teacher_then_distill(tiny_en, sst2_dir, tmp_path, monkeypatch):
+    """`teacher.py --task_name sst-2` then `bert_distill.py --task_name sst-2`: the second
+    finds the teacher where the first saved it."""
+    import teacher
+
+    monkeypatch.chdir(tmp_path)
+    teacher.main(["--task_name", "sst-2", "--data_dir", str(sst2_dir), "--model_name_or_path",
+                  str(tiny_en[1]), "--max_steps", "2", "--device", "cpu"])
+    assert (tmp_path / "pretrained_models" / "sst-2" / "model_state.pdparams").exists()
+    results = bert_distill.main(["--task_name", "sst-2", "--data_dir", str(sst2_dir), "--n_iter", "1",
+                                 "--p_pos", "0", "--emb_dim", "8", "--hidden_size", "8",
+                                 "--fc_size", "8", "--max_steps", "2", "--device", "cpu"])
+    assert results["teacher_path"] == os.path.join("pretrained_models", "sst-2")
+    assert (tmp_path / "output" / "bert_distill" / "sst-2" / "results.json").exists()

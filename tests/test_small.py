@@ -12,7 +12,8 @@ from trainer import RunError
 from utils import read_jsonl
 
 TINY = ["--emb_dim", "16", "--hidden_size", "16", "--fc_size", "16", "--batch_size", "16",
-        "--optimizer", "adam", "--lr", "0.01", "--device", "cpu", "--logging_steps", "5"]
+        "--optimizer", "adam", "--lr", "0.01", "--dropout", "0.1", "--device", "cpu",
+        "--logging_steps", "5"]
 
 
 def run(data_dir, out, *extra, task="sst-2"):
