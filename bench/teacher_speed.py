@@ -86,9 +86,9 @@ def main() -> None:
     print(f"teacher {args.teacher}: {n:,} SST-2 train sentences, mean {lengths.mean():.1f} "
           f"tokens (max {lengths.max()}), batch {args.batch_size}, {args.num_threads} threads, "
           f"Paddle {paddle.__version__}\n")
-    print(f"{'path':48s} {'seconds':>8s} {'ex/s':>8s} {'x eager sorted':>15s} {'x PaddleNLP':>12s}")
+    print(f"{'path':52s} {'seconds':>8s} {'ex/s':>8s} {'x eager sorted':>15s} {'x PaddleNLP':>12s}")
     for name, t in rows:
-        print(f"{name:48s} {t:8.1f} {n / t:8.0f} {rows[1][1] / t:14.1f}x {rows[0][1] / t:11.1f}x")
+        print(f"{name:52s} {t:8.1f} {n / t:8.0f} {rows[1][1] / t:14.1f}x {rows[0][1] / t:11.1f}x")
     print(f"\nexport (paddle.jit.save) took {t_export:.1f}s once. Logits against eager: fp32 "
           f"max |diff| {diff:.2e}, predictions agree on {(fast.argmax(1) == ref.argmax(1)).mean():.2%};"
           f" bf16 max |diff| {float(np.abs(half - ref).max()):.2e}, agree on "
