@@ -8,8 +8,6 @@ bench/teacher_speed.py. Inputs are named int64 arrays [batch, length] with dynam
 from __future__ import annotations
 
 import os
-from typing import Sequence
-
 import numpy as np
 import paddle
 from paddle.static import InputSpec
@@ -17,11 +15,12 @@ from paddle.static import InputSpec
 MODEL_FILES = ("model.json", "model.pdiparams")  # what paddle.jit.save writes under PIR
 
 
-def export_static(layer: paddle.nn.Layer, input_names: Sequence[str], prefix: str) -> None:
-    """Saves `layer` (called with the named inputs, in order) as a static graph at
-    `prefix`.json / `prefix`.pdiparams, written to a temporary prefix and then renamed, so
-    a reader never sees half an export."""
-    spec = [InputSpec([None, None], "int64", name) for name in input_names]
+def export_static(layer: paddle.nn.Layer, inputs: dict[str, int], prefix: str) -> None:
+    """Saves `layer` (called with the named int64 inputs, in order; name -> rank, e.g. 2 for
+    [batch, length] ids, 1 for [batch] lengths) as a static graph at `prefix`.json /
+    `prefix`.pdiparams, written under a temporary prefix and then renamed, so a reader
+    never sees half an export."""
+    spec = [InputSpec([None] * rank, "int64", name) for name, rank in inputs.items()]
     layer.eval()
     tmp = f"{prefix}.tmp{os.getpid()}"
     paddle.jit.save(layer, tmp, input_spec=spec)

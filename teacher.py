@@ -26,7 +26,7 @@ from utils import count_parameters
 
 logger = logging.getLogger(__name__)
 
-INPUTS = ("input_ids", "token_type_ids")  # what the teacher (and its export) takes
+INPUTS = {"input_ids": 2, "token_type_ids": 2}  # what the teacher (and its export) takes
 DEFAULT_BACKBONE = {"en": "bert-base-uncased", "zh": "bert-base-chinese"}
 TEACHER_DEFAULTS = {"optimizer": "adamw", "lr_schedule": "linear", "weight_decay": 0.01,
                     "batch_size": 32, "eval_batch_size": 128, "max_epoch": 3}
@@ -50,13 +50,14 @@ def _classifier_labels(state: dict, where: str) -> int:
     return int(w.shape[1])
 
 
-def load_teacher(path: str, num_labels: int, model_name: str | None = None):
+def load_teacher(path: str, num_labels: int | None, model_name: str | None = None):
     """(model in eval mode, tokenizer) from either
     - a `save_pretrained` directory (config.json, model_state.pdparams, vocab), or
     - PaddleNLP's example layout: a `model_state.pdparams` file plus the backbone name it was
       fine-tuned from (`model_name`, e.g. bert-base-uncased), so existing teachers load
       unchanged.
-    Fails with a TeacherError naming the file when the teacher does not fit the task."""
+    Fails with a TeacherError naming the file when the teacher does not fit the task
+    (`num_labels`; None accepts any)."""
     from paddlenlp.transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     if os.path.isdir(path):
@@ -87,7 +88,7 @@ def load_teacher(path: str, num_labels: int, model_name: str | None = None):
         raise TeacherError(f"{state_file}: not a readable Paddle state file "
                            f"({type(e).__name__}: {e})") from None
     n = _classifier_labels(state, state_file)
-    if n != num_labels:
+    if num_labels is not None and n != num_labels:
         raise TeacherError(f"{state_file}: the teacher has {n} labels but the task has "
                            f"{num_labels}; was it fine-tuned on another task?")
     model = AutoModelForSequenceClassification.from_pretrained(source, num_classes=n)

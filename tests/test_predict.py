@@ -1,0 +1,83 @@
+"""export.py and predict.py: exported predictions equal the eager model's; bad lines are
+reported per line (or stop the file with --strict)."""
+import io
+import json
+
+import numpy as np
+import pytest
+
+import small
+from export import export_student, export_teacher
+from predict import LineError, predict
+
+TINY = ["--emb_dim", "16", "--hidden_size", "16", "--fc_size", "16", "--batch_size", "16",
+        "--lr", "0.01", "--dropout", "0.1", "--device", "cpu", "--max_epoch", "6"]
+
+
+def run_predict(model, lines: list[bytes], **kw) -> list[dict]:
+    out = io.StringIO()
+    predict(str(model), io.BytesIO(b"".join(l + b"\n" for l in lines)), out, "in.txt", **kw)
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+@pytest.fixture
+def student_run(sst2_dir, tmp_path):
+    small.main(["--task_name", "sst-2", "--data_dir", sst2_dir, "--output_dir",
+                str(tmp_path / "run"), *TINY])
+    return tmp_path / "run"
+
+
+def student_run_results(run_dir):
+    return json.load(open(run_dir / "results.json"))
+
+
+def test_exported_student_predicts_like_the_eager_checkpoint(student_run, sst2_dir, tmp_path):
+    info = export_student(str(student_run), str(tmp_path / "exp"))
+    assert info["kind"] == "student" and info["task"] == "sst-2"
+    lines = [l.split(b"\t")[0] for l in open(f"{sst2_dir}/dev.tsv", "rb").read().splitlines()[1:]]
+    fast = run_predict(tmp_path / "exp", lines, num_threads=1, batch_size=7)
+    eager = run_predict(student_run, lines, batch_size=60)
+    assert [r["line"] for r in fast] == list(range(1, len(lines) + 1))
+    assert [r["label"] for r in fast] == [r["label"] for r in eager]
+    np.testing.assert_allclose([r["probs"] for r in fast], [r["probs"] for r in eager], atol=1e-5)
+    labels = [int(l.split(b"\t")[1]) for l in open(f"{sst2_dir}/dev.tsv", "rb").read().splitlines()[1:]]
+    accuracy = np.mean([r["label"] == y for r, y in zip(fast, labels)])
+    assert accuracy == pytest.approx(student_run_results(student_run)["dev"]["acc"])
+
+
+def test_bad_lines_are_reported_in_order_and_strict_stops(student_run, tmp_path):
+    lines = [b"a great film", b"", b"\xff\xfe broken", b"the plot was dull", b"   ", b"!!! ???"]
+    out = run_predict(student_run, lines)
+    assert [r["line"] for r in out] == [1, 2, 3, 4, 5, 6]
+    assert out[1]["error"] == "empty line" and "not UTF-8" in out[2]["error"]
+    assert "label" in out[0] and "label" in out[3] and "label" in out[5]
+    with pytest.raises(LineError, match=r"in.txt line 2: empty line"):
+        run_predict(student_run, lines, strict=True)
+
+
+def test_pair_task_needs_two_fields(mrpc_dir, tmp_path):
+    small.main(["--task_name", "mrpc", "--data_dir", mrpc_dir, "--output_dir", str(tmp_path / "m"),
+                *TINY])
+    export_student(str(tmp_path / "m"), str(tmp_path / "exp"))
+    out = run_predict(tmp_path / "exp", [b"A good film.\tA great movie!", b"only one text"],
+                      num_threads=1)
+    assert len(out[0]["probs"]) == 2
+    assert "expected 2 non-empty tab-separated" in out[1]["error"]
+
+
+def test_exported_teacher_predicts_like_eager(tiny_teacher, tmp_path):
+    import paddle
+
+    from teacher import encode_for_teacher, load_teacher, teacher_forward
+
+    export_teacher(str(tiny_teacher), str(tmp_path / "t"), max_seq_length=32)
+    texts = [b"the movie was great !", b"so bland and dull"]
+    out = run_predict(tmp_path / "t", texts, num_threads=1)
+    model, tok = load_teacher(str(tiny_teacher), 2)
+    enc = encode_for_teacher(tok, [(t.decode(),) for t in texts], 32)
+    with paddle.no_grad():
+        for r, ids, types in zip(out, enc.input_ids, enc.token_type_ids):
+            logits = teacher_forward(model, {"input_ids": paddle.to_tensor(ids[None]),
+                                             "token_type_ids": paddle.to_tensor(types[None])}).numpy()[0]
+            p = np.exp(logits - logits.max())
+            np.testing.assert_allclose(r["probs"], p / p.sum(), atol=1e-5)
