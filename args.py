@@ -1,7 +1,7 @@
 """All command-line flags, declared once as typed dataclass fields, and their validation.
 
 Each entry point picks the groups it needs; `parse_config` turns argv into one validated
-`Config`, which the run saves to output_dir/run_config.json. A bad or contradictory value stops
+`Config`, which the run saves to output_dir/config.json. A bad or contradictory value stops
 the run with one message that names the flag.
 """
 from __future__ import annotations
@@ -209,15 +209,14 @@ class DistillArgs:
         _check(self.temperature > 0, "temperature", "must be > 0")
         _check(self.kd_loss == "soft_ce" or self.temperature == 1.0, "temperature",
                "only --kd_loss soft_ce uses a temperature")
-        _check(not (self.online_teacher and self.cache_dir), "online_teacher",
-               "an online teacher caches no logits; drop --cache_dir")
         _check(self.baseline_dir is None or os.path.isdir(self.baseline_dir), "baseline_dir",
                f"{self.baseline_dir} is not a directory")
 
 
 @dataclass
 class Config:
-    """One run's settings, grouped; saved as output_dir/run_config.json."""
+    """One run's settings, grouped; saved as output_dir/config.json (a teacher's
+    output_dir/run_config.json, beside its model's config.json)."""
 
     script: str
     data: DataArgs

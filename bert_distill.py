@@ -32,7 +32,7 @@ from inference import Predictor, export_static, is_exported
 from small import build_student, load_data, make_vocab, save_vocab, train_student
 from teacher import (INPUTS, TEACHER_ROOT, TeacherEncoded, TeacherError, collate_teacher,
                      eager_runner, encode_words_for_teacher, load_teacher, teacher_logits)
-from trainer import LossFn, RunError, prepare_run, start_run
+from trainer import CONFIG, RESULTS, LossFn, RunError, prepare_run, start_run
 from utils import atomic_save_npy, atomic_write_json, format_seconds
 
 logger = logging.getLogger(__name__)
@@ -246,7 +246,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     data = load_data(cfg)
     cache_dir = k.cache_dir or os.path.join(t.output_dir, "cache")
     aug = AugmentConfig(k.n_iter, k.p_mask, k.p_pos, k.p_ng, k.max_ng, k.p_sent)
+    t0 = time.perf_counter()
     ts, ts_key = cached_transfer_set(data.train_words, task.language, aug, t.seed, cache_dir)
+    # Wall time this invocation spent on each step (near 0 when read from the cache).
+    seconds = {"transfer_set": round(time.perf_counter() - t0, 1)}
     labels = np.asarray([data.train[i].label for i in ts.source], dtype=np.int64)
     extra = {"original": ts.original}
     batch_extra: Callable[[np.ndarray], dict] | None = None
@@ -264,10 +267,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
             ts, ts_key, k.teacher_path, k.model_name, task.num_labels,
             k.teacher_max_seq_length, k.teacher_batch_size, cache_dir, t.device, t.num_threads,
             k.label_precision)
-        logger.info("teacher logits ready in %.1fs", time.perf_counter() - t0)
+        seconds["labelling"] = round(time.perf_counter() - t0, 1)
+        logger.info("teacher logits ready in %.1fs", seconds["labelling"])
     vocab = make_vocab(cfg, data)
     results_extra = {"teacher_path": k.teacher_path, "transfer_examples": len(ts),
-                     "n_iter": k.n_iter}
+                     "n_iter": k.n_iter, "online_teacher": k.online_teacher,
+                     "seconds": seconds}
     if k.baseline_dir:
         results_extra["baseline"] = baseline_gain(k.baseline_dir, cfg)
     with paddle.utils.unique_name.guard():
@@ -283,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         metric = task.metrics[0]
         gain = results["dev"][metric] - base["dev"][metric]
         results["baseline"]["gain"] = gain
-        atomic_write_json(os.path.join(t.output_dir, "results.json"), results)
+        atomic_write_json(os.path.join(t.output_dir, RESULTS), results)
         logger.info("distilled %s %.4f vs baseline %.4f (%s): %+.2f points", metric,
                     results["dev"][metric], base["dev"][metric], k.baseline_dir, 100 * gain)
     return results
@@ -291,14 +296,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 def baseline_gain(baseline_dir: str, cfg: Config) -> dict:
     """The small.py run to compare against; warns when it differs in what should match."""
-    files = {f: os.path.join(baseline_dir, f) for f in ("results.json", "run_config.json")}
+    files = {f: os.path.join(baseline_dir, f) for f in (RESULTS, CONFIG)}
     for f, path in files.items():
         if not os.path.exists(path):
             raise RunError(f"--baseline_dir {baseline_dir}: no {f} (not a finished small.py "
                            f"run)")
-    with open(files["results.json"], encoding="utf-8") as f:
+    with open(files[RESULTS], encoding="utf-8") as f:
         base = json.load(f)
-    with open(files["run_config.json"], encoding="utf-8") as f:
+    with open(files[CONFIG], encoding="utf-8") as f:
         base_cfg = json.load(f)
     ours = cfg.to_dict()
     diffs = [f"{g}.{name}" for g in ("student", "data") for name, v in ours[g].items()

@@ -21,9 +21,9 @@ from data import (DataError, Encoded, Example, Task, TASKS, Vocab, build_vocab, 
                   iterate, load_embedding_matrix, load_split, make_batches, read_word_list,
                   tokenize)
 from model import BiLSTMStudent, StudentConfig
-from trainer import (LAST, LossFn, RunError, build_optimizer, cross_entropy, fit, load_checkpoint,
-                     prepare_run, start_run, total_steps)
-from utils import count_parameters
+from trainer import (BEST, LAST, MODEL_STATE, LossFn, RunError, build_optimizer, cross_entropy,
+                     fit, load_checkpoint, prepare_run, start_run, total_steps)
+from utils import atomic_save, count_parameters
 
 logger = logging.getLogger(__name__)
 
@@ -121,11 +121,15 @@ def train_student(cfg: Config, data: TaskData, vocab: Vocab, model: BiLSTMStuden
         batch = collate(train_set, idx, extra)
         return {**batch, **batch_extra(idx)} if batch_extra else batch
 
-    return fit(model, optimizer, t, epoch_batches=epoch_batches,
-               collate=collate_batch, dev_batches=dev_batches,
-               forward=student_forward, loss_fn=loss_fn, metric_names=data.task.metrics,
-               resume=resume, scheduler=scheduler, checkpoint_extra=checkpoint_extra,
-               results_extra=results_extra)
+    results = fit(model, optimizer, t, epoch_batches=epoch_batches,
+                  collate=collate_batch, dev_batches=dev_batches,
+                  forward=student_forward, loss_fn=loss_fn, metric_names=data.task.metrics,
+                  resume=resume, scheduler=scheduler, checkpoint_extra=checkpoint_extra,
+                  results_extra=results_extra)
+    # The best weights alone, as PaddleNLP saves models (checkpoints also hold the optimizer).
+    atomic_save(load_checkpoint(os.path.join(t.output_dir, BEST))["model"],
+                os.path.join(t.output_dir, MODEL_STATE))
+    return results
 
 
 def save_vocab(cfg: Config, vocab: Vocab, resume: bool) -> None:

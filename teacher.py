@@ -20,8 +20,8 @@ import paddle
 
 from args import Config, parse_config
 from data import DataError, Example, TASKS, Task, load_split, make_batches, pad
-from trainer import (BEST, RunError, build_optimizer, cross_entropy, fit, load_checkpoint,
-                     prepare_run, start_run, total_steps)
+from trainer import (BEST, TEACHER_CONFIG, RunError, build_optimizer, cross_entropy, fit,
+                     load_checkpoint, prepare_run, start_run, total_steps)
 from utils import count_parameters
 
 logger = logging.getLogger(__name__)
@@ -240,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     task = TASKS[d.task_name]
     if cfg.teacher.model_name_or_path is None:
         cfg.teacher.model_name_or_path = DEFAULT_BACKBONE[task.language]
-    resume = prepare_run(cfg.to_dict(), t, cfg.script)
+    resume = prepare_run(cfg.to_dict(), t, cfg.script, TEACHER_CONFIG)
     backbone = cfg.teacher.model_name_or_path
     train = load_texts(cfg, task, "train", d.max_train_samples)
     dev = load_texts(cfg, task, "dev", d.max_eval_samples)
@@ -265,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         model = AutoModelForSequenceClassification.from_pretrained(backbone,
                                                                    num_classes=task.num_labels)
         logger.info("teacher %s: %s parameters", backbone, f"{count_parameters(model):,}")
-        start_run(cfg.to_dict(), t)
+        start_run(cfg.to_dict(), t, TEACHER_CONFIG)
         optimizer, scheduler = build_optimizer(t, model, total_steps(t, len(epoch_batches(0))))
         results = fit(model, optimizer, t, epoch_batches=epoch_batches,
                       collate=lambda idx: collate_teacher(train_set, idx, pad_id),

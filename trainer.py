@@ -26,8 +26,11 @@ from utils import (append_jsonl, atomic_save, atomic_write_json, classification_
 logger = logging.getLogger(__name__)
 
 LAST, BEST = "last.ckpt", "best.ckpt"
-CONFIG, METRICS, RESULTS = "run_config.json", "metrics.jsonl", "results.json"
-RUN_FILES = (LAST, BEST, CONFIG, METRICS, RESULTS)
+CONFIG, METRICS, RESULTS = "config.json", "metrics.jsonl", "results.json"
+# A teacher's output_dir is also a save_pretrained model whose config.json is the model's.
+TEACHER_CONFIG = "run_config.json"
+MODEL_STATE = "model_state.pdparams"  # the best weights alone, as every run leaves them
+RUN_FILES = (LAST, BEST, METRICS, RESULTS, MODEL_STATE)
 
 Batch = dict  # name -> np.ndarray (collated) or paddle.Tensor (on device)
 Forward = Callable[[paddle.nn.Layer, Batch], paddle.Tensor]
@@ -38,7 +41,7 @@ class RunError(RuntimeError):
     """The output directory cannot be used as asked; the message says why and what to do."""
 
 
-def check_output_dir(config: dict, train: TrainArgs) -> bool:
+def check_output_dir(config: dict, train: TrainArgs, config_file: str = CONFIG) -> bool:
     """Decides, before anything is written, whether this run resumes an earlier one.
 
     An earlier run (a checkpoint or results in output_dir) is never touched unless --resume
@@ -53,7 +56,7 @@ def check_output_dir(config: dict, train: TrainArgs) -> bool:
     if not train.resume:
         raise RunError(f"--output_dir {out} already holds a run ({', '.join(earlier)}); pass "
                        f"--resume to continue it or --overwrite_output_dir to start over")
-    with open(os.path.join(out, CONFIG), encoding="utf-8") as f:
+    with open(os.path.join(out, config_file), encoding="utf-8") as f:
         saved = json.load(f)
     skip = runtime_fields() | {"output_dir"}
     diffs = [f"--{k}: {saved[g].get(k)!r} -> {v!r}"
@@ -64,10 +67,10 @@ def check_output_dir(config: dict, train: TrainArgs) -> bool:
     return True
 
 
-def prepare_run(config: dict, train: TrainArgs, script: str) -> bool:
+def prepare_run(config: dict, train: TrainArgs, script: str, config_file: str = CONFIG) -> bool:
     """Checks output_dir (nothing is written if the run must not start), sets up logging,
     device and seed. Returns whether the run resumes."""
-    resume = check_output_dir(config, train)
+    resume = check_output_dir(config, train, config_file)
     setup_logging(os.path.join(train.output_dir, "train.log"))
     setup_device(train.device, train.num_threads)
     set_seed(train.seed)
@@ -75,15 +78,16 @@ def prepare_run(config: dict, train: TrainArgs, script: str) -> bool:
     return resume
 
 
-def start_run(config: dict, train: TrainArgs) -> None:
-    """Clears an overwritten run's files (only ours) and saves run_config.json."""
+def start_run(config: dict, train: TrainArgs, config_file: str = CONFIG) -> None:
+    """Clears an overwritten run's files (only ours) and saves the run's settings to
+    `config_file`."""
     os.makedirs(train.output_dir, exist_ok=True)
     if train.overwrite_output_dir:
-        for f in RUN_FILES:
+        for f in (*RUN_FILES, config_file):
             p = os.path.join(train.output_dir, f)
             if os.path.exists(p):
                 os.remove(p)
-    atomic_write_json(os.path.join(train.output_dir, CONFIG), config)
+    atomic_write_json(os.path.join(train.output_dir, config_file), config)
 
 
 def build_optimizer(train: TrainArgs, model: paddle.nn.Layer, n_steps: int):

@@ -1,18 +1,25 @@
 """Inference cost of the student against the teachers, side by side in one run.
 
-Models: the BiLSTM student (a small.py / bert_distill.py run), the fine-tuned MiniLM
-teacher, and a bert-base-shaped teacher (12 layers, hidden 768) with random weights. Each
-runs eager (no-grad) and exported (paddle.jit.save + Paddle Inference predictor, oneDNN)
-on real SST-2 dev sentences: throughput at batch 1, 32 and 256, p50/p99 latency at batch
-1, parameter count and size on disk. Ratios are against the student's exported path.
+Models: the BiLSTM student (a small.py / bert_distill.py run), the fine-tuned teacher
+(e.g. MiniLM-L6), and a bert-base-shaped teacher (12 layers, hidden 768) with random
+weights. Each model runs on every path it has, on real dev texts of the task:
+  eager           no-grad dygraph
+  exported        paddle.jit.save + Paddle Inference predictor (oneDNN), fp32
+  exported bf16   the same in bfloat16 (teachers; the LSTM kernel has no bf16 on CPU)
+and reports throughput at batch 1, 32 and 256 with all threads in one process, throughput
+at batch 32 with --processes single-threaded processes side by side (how a CPU server
+runs a model whose steps are too small to use several cores), p50/p99 latency at batch 1,
+parameters and size on disk. The ratios compare each model's fastest path at batch 32.
+It also times the student's parts, to show where its time goes.
 
     python bench/inference.py --student output/bert_distill/sst-2 \
-        --teacher ../shared/models/minilm-sst2 --data_dir ../shared/data/sst2
+        --teacher pretrained_models/sst-2 --data_dir ../shared/data/sst2
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing as mp
 import os
 import sys
 import tempfile
@@ -29,15 +36,17 @@ from model import BiLSTMStudent, StudentConfig  # noqa: E402
 from predict import collate_student  # noqa: E402
 from teacher import INPUTS, collate_teacher, encode_for_teacher, load_teacher  # noqa: E402
 from trainer import BEST, load_checkpoint  # noqa: E402
-from utils import count_parameters  # noqa: E402
+from utils import atomic_write_json, count_parameters  # noqa: E402
+
+BATCH_SIZES = (1, 32, 256)
 
 
 def dir_size(path: str) -> int:
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
 
 
-def throughput(run, batches: list[dict], n: int, min_seconds: float = 2.0) -> float:
-    """Examples/s over repeated passes through `batches` (at least `min_seconds`)."""
+def throughput(run, batches: list[dict], n: int, min_seconds: float) -> float:
+    """Examples/s over repeated passes through `batches` (n examples; >= min_seconds)."""
     run(batches[0])
     done, t0 = 0, time.perf_counter()
     while True:
@@ -49,6 +58,7 @@ def throughput(run, batches: list[dict], n: int, min_seconds: float = 2.0) -> fl
 
 
 def latencies(run, singles: list[dict]) -> tuple[float, float]:
+    """p50 and p99 milliseconds of single-example calls."""
     run(singles[0])
     ms = []
     for b in singles:
@@ -58,6 +68,28 @@ def latencies(run, singles: list[dict]) -> tuple[float, float]:
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
 
 
+def _worker(prefix, precision, batches, n, seconds, barrier, queue) -> None:
+    run = Predictor(prefix, num_threads=1, precision=precision)
+    run(batches[0])
+    barrier.wait()  # all processes measure over the same window
+    queue.put(throughput(run, batches, n, seconds))
+
+
+def parallel_throughput(prefix: str, precision: str, batches: list[dict], n: int,
+                        seconds: float, processes: int) -> float:
+    """Summed examples/s of `processes` single-threaded predictors running at once."""
+    ctx = mp.get_context("spawn")
+    barrier, queue = ctx.Barrier(processes), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(prefix, precision, batches, n, seconds, barrier,
+                                               queue)) for _ in range(processes)]
+    for p in procs:
+        p.start()
+    rates = [queue.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return float(sum(rates))
+
+
 def eager(model, names):
     def run(batch):
         with paddle.no_grad():
@@ -65,74 +97,149 @@ def eager(model, names):
     return run
 
 
+def student_breakdown(model: BiLSTMStudent, batches: list[dict], repeat: int = 20) -> dict:
+    """Eager milliseconds per batch spent in the embedding, the BiLSTM and the head."""
+    parts = {"embedding": 0.0, "BiLSTM": 0.0, "FC + classifier": 0.0}
+    with paddle.no_grad():
+        for _ in range(repeat):
+            for b in batches:
+                ids, lengths = paddle.to_tensor(b["input_ids"]), paddle.to_tensor(b["lengths"])
+                t0 = time.perf_counter()
+                x = model.embedding(ids)
+                t1 = time.perf_counter()
+                _, (h, _) = model.lstm(x, sequence_length=lengths)
+                h = paddle.concat([h[-2], h[-1]], axis=-1)
+                t2 = time.perf_counter()
+                model.classifier(paddle.nn.functional.relu(model.fc(h))).numpy()
+                t3 = time.perf_counter()
+                for k, dt in zip(parts, (t1 - t0, t2 - t1, t3 - t2)):
+                    parts[k] += 1000 * dt / (repeat * len(batches))
+    return parts
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--student", required=True, help="a student run directory (best.ckpt)")
-    p.add_argument("--teacher", default="../shared/models/minilm-sst2")
-    p.add_argument("--data_dir", default="../shared/data/sst2")
-    p.add_argument("--n", type=int, default=256, help="dev sentences per pass")
+    p.add_argument("--teacher", default="pretrained_models/sst-2",
+                   help="a fine-tuned teacher directory")
+    p.add_argument("--task_name", default="sst-2", choices=sorted(TASKS))
+    p.add_argument("--data_dir", help="the task's TSV files (default: paddlenlp download)")
+    p.add_argument("--n", type=int, default=256, help="dev texts per pass")
+    p.add_argument("--min_seconds", type=float, default=2.0,
+                   help="time each throughput over at least this long")
+    p.add_argument("--no_bert_base", action="store_true",
+                   help="skip the bert-base-shaped teacher (110M parameters)")
     p.add_argument("--num_threads", type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument("--processes", type=int, default=len(os.sched_getaffinity(0)),
+                   help="single-threaded processes for the side-by-side throughput (1: skip)")
+    p.add_argument("--json", help="also write the rows here (read by report.py)")
     args = p.parse_args()
     logging.disable(logging.WARNING)
     paddle.set_device("cpu")
     paddle.base.core.set_num_threads(args.num_threads)
-    dev = load_split(TASKS["sst-2"], "dev", args.data_dir)[: args.n]
+    task = TASKS[args.task_name]
+    dev = load_split(task, "dev", args.data_dir)[: args.n]
+    bf16 = paddle.base.core.supports_bfloat16()
 
     ckpt = load_checkpoint(os.path.join(args.student, BEST))
-    student = BiLSTMStudent(StudentConfig(**ckpt["model_config"]))
+    config = StudentConfig(**ckpt["model_config"])
+    student = BiLSTMStudent(config)
     student.set_state_dict(ckpt["model"])
     student.eval()
     vocab = Vocab(ckpt["vocab"])
-    ids = [{"ids": [vocab.encode(w[0])]} for w in tokenize(dev, "en", 128)]
-    minilm, tok = load_teacher(args.teacher, 2)
-    from paddlenlp.transformers import BertConfig, BertForSequenceClassification
-
-    paddle.seed(0)
-    bert_base = BertForSequenceClassification(BertConfig(num_labels=2))  # bert-base shape
-    bert_base.eval()
+    ids = [{"ids": [vocab.encode(w) for w in ex]}
+           for ex in tokenize(dev, task.language, ckpt["config"]["data"]["max_seq_length"])]
+    teacher, tok = load_teacher(args.teacher, task.num_labels)
     enc = encode_for_teacher(tok, [e.texts for e in dev], 128)
+    # (name, run directory, model, inputs, kind, precisions of its exported path)
+    models = [("BiLSTM student", args.student, student, student_inputs(config.pair), "student",
+               ["fp32"]),
+              ("fine-tuned teacher", args.teacher, teacher, INPUTS, "teacher",
+               ["fp32", "bf16"] if bf16 else ["fp32"])]
+    if not args.no_bert_base:
+        from paddlenlp.transformers import BertConfig, BertForSequenceClassification
 
-    def student_batches(bs):
-        order = np.argsort([len(x["ids"][0]) for x in ids], kind="stable")
-        return [collate_student([ids[i] for i in order[j:j + bs]]) for j in range(0, len(ids), bs)]
+        paddle.seed(0)
+        bert_base = BertForSequenceClassification(BertConfig(num_labels=task.num_labels))
+        bert_base.eval()
+        models.append(("bert-base-shaped teacher", None, bert_base, INPUTS, "teacher",
+                       models[1][5]))
 
-    def teacher_batches(bs):
+    def batches_of(kind: str, bs: int) -> list[dict]:
+        """Length-sorted batches of the dev texts, as each model reads them."""
+        if kind == "student":
+            order = np.argsort([max(len(x) for x in it["ids"]) for it in ids], kind="stable")
+            return [collate_student([ids[i] for i in order[j:j + bs]])
+                    for j in range(0, len(ids), bs)]
         order = np.argsort(enc.lengths(), kind="stable")
-        return [collate_teacher(enc, order[j:j + bs]) for j in range(0, len(enc), bs)]
+        return [collate_teacher(enc, order[j:j + bs], tok.pad_token_id)
+                for j in range(0, len(enc), bs)]
 
-    models = [("BiLSTM student", student, student_inputs(False), student_batches),
-              ("MiniLM-L6 teacher", minilm, INPUTS, teacher_batches),
-              ("bert-base-shaped teacher", bert_base, INPUTS, teacher_batches)]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, model, inputs, batches_of in models:
-            prefix = os.path.join(tmp, name.split()[0], "model")
+        for name, source, model, inputs, kind, precisions in models:
+            prefix = os.path.join(tmp, str(len(rows)), "model")
             export_static(model, inputs, prefix)
             size = dir_size(os.path.dirname(prefix))
-            paths = [("eager", eager(model, list(inputs))),
-                     ("exported", Predictor(prefix, num_threads=args.num_threads))]
-            for path, run in paths:
-                speed = {bs: throughput(run, batches_of(bs), len(dev)) for bs in (1, 32, 256)}
-                p50, p99 = latencies(run, batches_of(1)[:200])
-                rows.append((name, path, count_parameters(model), size, speed, p50, p99))
+            paths = [("eager", eager(model, list(inputs)), None)]
+            for prec in precisions:
+                paths.append(("exported" + (" bf16" if prec == "bf16" else ""),
+                              Predictor(prefix, num_threads=args.num_threads, precision=prec),
+                              prec))
+            for path, run, prec in paths:
+                speed = {str(bs): throughput(run, batches_of(kind, bs), len(dev), args.min_seconds)
+                         for bs in BATCH_SIZES}
+                procs = None
+                if prec is not None and args.processes > 1:
+                    procs = parallel_throughput(prefix, prec, batches_of(kind, 32), len(dev),
+                                                args.min_seconds, args.processes)
+                p50, p99 = latencies(run, batches_of(kind, 1)[:200])
+                rows.append({"model": name, "source": source and os.path.abspath(source),
+                             "path": path, "params": count_parameters(model), "bytes": size,
+                             "ex_per_s": speed, "ex_per_s_processes": procs,
+                             "p50_ms": p50, "p99_ms": p99})
                 print(f"measured {name} {path}", file=sys.stderr, flush=True)
 
-    print(f"SST-2 dev sentences ({len(dev)}; student mean {np.mean([len(x['ids'][0]) for x in ids]):.1f}"
-          f" words, teacher mean {enc.lengths().mean():.1f} word pieces), length-sorted batches, "
-          f"{args.num_threads} threads, Paddle {paddle.__version__}\n")
-    print(f"{'model':26s} {'path':9s} {'params':>11s} {'MB':>7s} {'ex/s b1':>8s} {'b32':>8s} "
-          f"{'b256':>8s} {'p50 ms':>7s} {'p99 ms':>7s}")
-    for name, path, n, size, speed, p50, p99 in rows:
-        print(f"{name:26s} {path:9s} {n:11,d} {size / 1e6:7.1f} {speed[1]:8.0f} {speed[32]:8.0f} "
-              f"{speed[256]:8.0f} {p50:7.2f} {p99:7.2f}")
-    fastest = {name: max((r for r in rows if r[0] == name), key=lambda r: r[4][32]) for name, *_ in models}
+    mean_words = np.mean([max(len(x) for x in it["ids"]) for it in ids])
+    setting = (f"{task.name} dev texts ({len(dev)}; student mean {mean_words:.1f} words, teacher "
+               f"mean {enc.lengths().mean():.1f} word pieces), length-sorted batches, "
+               f"{args.num_threads} threads or {args.processes} single-threaded processes, "
+               f"Paddle {paddle.__version__}")
+    print(setting + "\n")
+    print(f"{'model':25s} {'path':13s} {'params':>11s} {'MB':>6s} {'ex/s b1':>8s} {'b32':>7s} "
+          f"{'b256':>7s} {f'b32 x{args.processes}p':>9s} {'p50 ms':>7s} {'p99 ms':>7s}")
+    for r in rows:
+        v, procs = r["ex_per_s"], r["ex_per_s_processes"]
+        print(f"{r['model']:25s} {r['path']:13s} {r['params']:11,d} {r['bytes'] / 1e6:6.1f} "
+              f"{v['1']:8.0f} {v['32']:7.0f} {v['256']:7.0f} "
+              f"{f'{procs:.0f}' if procs else '-':>9s} {r['p50_ms']:7.2f} {r['p99_ms']:7.2f}")
+
+    def best32(r: dict) -> float:
+        return max(r["ex_per_s"]["32"], r["ex_per_s_processes"] or 0.0)
+
+    fastest: dict[str, dict] = {}
+    for r in rows:
+        if r["model"] not in fastest or best32(r) > best32(fastest[r["model"]]):
+            fastest[r["model"]] = r
     s = fastest["BiLSTM student"]
-    print("\nstudent's fastest path against each teacher's fastest path, batch 32:")
-    for name in ("MiniLM-L6 teacher", "bert-base-shaped teacher"):
-        t = fastest[name]
-        print(f"  {name}: {s[4][32] / t[4][32]:.0f}x throughput, {t[2] / s[2]:.0f}x fewer "
-              f"parameters, batch-1 p50 {s[5]:.2f} ms vs {t[5]:.2f} ms")
+    print(f"\nfastest path at batch 32 of each model, against the student's "
+          f"({best32(s):,.0f} ex/s, {s['path']}; batch-1 p50 "
+          f"{min(r['p50_ms'] for r in rows if r['model'] == s['model']):.2f} ms):")
+    for name, t in fastest.items():
+        if t is not s:
+            print(f"  {name}: {best32(t):,.0f} ex/s ({t['path']}) -> student "
+                  f"{best32(s) / best32(t):.0f}x faster, {t['params'] / s['params']:.0f}x "
+                  f"fewer parameters")
+    parts = student_breakdown(student, batches_of("student", 32))
+    total = sum(parts.values())
+    print("\nwhere the student's time goes (eager, per batch of 32): " + ", ".join(
+        f"{k} {v:.2f} ms ({100 * v / total:.0f}%)" for k, v in parts.items()))
+    if args.json:
+        for r in rows:
+            r["fastest_b32"] = best32(r)
+        atomic_write_json(args.json, {"setting": setting, "processes": args.processes,
+                                      "rows": rows, "student_ms": parts})
 
 
 if __name__ == "__main__":

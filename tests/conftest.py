@@ -171,16 +171,40 @@ def tiny_en(tmp_path_factory):
     return root / "hf", root / "paddle", w, config
 
 
-@pytest.fixture(scope="session")
-def tiny_teacher(tiny_en, tmp_path_factory):
-    """A save_pretrained teacher (random classifier head) built on the tiny backbone."""
+def _teacher_on(backbone: str, out: str) -> str:
+    """A save_pretrained teacher (random classifier head) built on a tiny backbone."""
     import paddle
     from paddlenlp.transformers import AutoModelForSequenceClassification, AutoTokenizer
     from teacher import save_pretrained
 
-    out = tmp_path_factory.mktemp("tiny_teacher")
     paddle.seed(1)
     with paddle.utils.unique_name.guard():
-        model = AutoModelForSequenceClassification.from_pretrained(str(tiny_en[1]), num_classes=2)
-    save_pretrained(model, AutoTokenizer.from_pretrained(str(tiny_en[1])), str(out))
+        model = AutoModelForSequenceClassification.from_pretrained(backbone, num_classes=2)
+    save_pretrained(model, AutoTokenizer.from_pretrained(backbone), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tiny_en, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny_teacher")
+    _teacher_on(str(tiny_en[1]), str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_zh_backbone(tmp_path_factory):
+    """A tiny random Chinese BERT (character vocabulary), converted: no Chinese BERT is
+    available offline."""
+    from convert import convert_hf
+
+    root = tmp_path_factory.mktemp("tiny_zh")
+    write_hf_bert(root / "hf", SPECIALS + ZH_CHARS, seed=3)
+    convert_hf(str(root / "hf"), str(root / "paddle"))
+    return root / "paddle"
+
+
+@pytest.fixture(scope="session")
+def tiny_zh_teacher(tiny_zh_backbone, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny_zh_teacher")
+    _teacher_on(str(tiny_zh_backbone), str(out))
     return out

@@ -193,3 +193,23 @@ def test_bare_commands_chain_teacher_then_distill(tiny_en, sst2_dir, tmp_path, m
                                  "--fc_size", "8", "--max_steps", "2", "--device", "cpu"])
     assert results["teacher_path"] == os.path.join("pretrained_models", "sst-2")
     assert (tmp_path / "output" / "bert_distill" / "sst-2" / "results.json").exists()
+
+
+def test_distill_chinese_with_jieba_pos_and_sentence_sampling(tiny_zh_teacher, chnsenticorp_dir,
+                                                              tmp_path):
+    """ChnSentiCorp end to end with a tiny random Chinese teacher: jieba words, jieba.posseg
+    tags for POS-guided replacement, sentence sampling, and [MASK] as the teacher's mask."""
+    from data import MASK
+    from teacher import encode_words_for_teacher, load_teacher
+
+    results = run_distill(tmp_path, tiny_zh_teacher, chnsenticorp_dir, "--p_pos", "0.2",
+                          "--p_sent", "0.5", task="chnsenticorp")
+    assert results["task"] == "chnsenticorp" and results["transfer_examples"] > 240
+    assert list((tmp_path / "cache").glob("pos-zh-*.json"))
+    [transfer] = (tmp_path / "cache").glob("transfer-*.json")
+    words = json.load(open(transfer))["payload"]["words"]
+    assert any(MASK in ex[0] for ex in words) and "酒店" in {w for ex in words for w in ex[0]}
+    _, tok = load_teacher(str(tiny_zh_teacher), 2)
+    masked = next(ex for ex in words if MASK in ex[0])
+    ids = encode_words_for_teacher(tok, [masked], 128, MASK).input_ids[0]
+    assert (ids == tok.mask_token_id).sum() == masked[0].count(MASK)

@@ -32,14 +32,14 @@ def test_single_sentence_run_learns_and_writes_its_files(sst2_dir, tmp_path):
     assert saved == json.loads(json.dumps(results))
     assert saved["dev"]["acc"] >= 0.9  # the fixture's label is one sentiment word: learnable
     assert saved["train_examples"] == 240 and saved["dev_examples"] == 60
-    assert {"run_config.json", "vocab.txt", "best.ckpt", "last.ckpt", "metrics.jsonl",
+    assert {"config.json", "vocab.txt", "best.ckpt", "last.ckpt", "metrics.jsonl",
             "train.log"} <= set(os.listdir(out))
     records = read_jsonl(out / "metrics.jsonl")
     dev = [r for r in records if r["split"] == "dev"]
     assert [r["epoch"] for r in dev] == [1, 2, 3, 4, 5, 6]  # once per epoch
     assert max(r["acc"] for r in dev) == saved["dev"]["acc"]
     assert all("examples_per_s" in r for r in records if r["split"] == "train")
-    config = json.load(open(out / "run_config.json"))
+    config = json.load(open(out / "config.json"))
     assert config["student"]["hidden_size"] == 16 and config["data"]["task_name"] == "sst-2"
     best = paddle.load(str(out / "best.ckpt"))
     assert best["state"]["best_step"] == saved["best_step"] and best["vocab"][:3] == ["[PAD]", "[UNK]", "[MASK]"]
@@ -141,4 +141,4 @@ def test_emb_dim_contradicting_vectors(sst2_dir, tmp_path):
     vec.write_text("good 1 2 3\nbad 3 2 1\n")
     with pytest.raises(DataError, match=r"--emb_dim 16 contradicts the 3-dimensional vectors"):
         run(sst2_dir, tmp_path / "r", "--embedding_path", str(vec))
-    assert not (tmp_path / "r" / "run_config.json").exists()
+    assert not (tmp_path / "r" / "config.json").exists()

@@ -8,7 +8,7 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import SPECIALS, ZH_CHARS, shared, write_hf_bert
+from conftest import shared
 
 # ------------------------------------------------------------- an independent BERT
 
@@ -207,12 +207,8 @@ def test_teacher_finetunes_saves_and_reloads(tiny_en, sst2_dir, tmp_path):
         np.testing.assert_array_equal(v.numpy(), best[k].numpy())
 
 
-def test_teacher_chinese_path(chnsenticorp_dir, tmp_path):
-    from convert import convert_hf
-
-    write_hf_bert(tmp_path / "hf_zh", SPECIALS + ZH_CHARS, seed=3)
-    convert_hf(str(tmp_path / "hf_zh"), str(tmp_path / "zh"))
-    results = _run_teacher(tmp_path, tmp_path / "zh", "chnsenticorp", chnsenticorp_dir)
+def test_teacher_chinese_path(chnsenticorp_dir, tiny_zh_backbone, tmp_path):
+    results = _run_teacher(tmp_path, tiny_zh_backbone, "chnsenticorp", chnsenticorp_dir)
     assert results["task"] == "chnsenticorp" and results["train_examples"] > 0
 
 
