@@ -1,7 +1,8 @@
 """Exports a trained model for Paddle Inference: a student run (small.py / bert_distill.py:
 its best checkpoint) or a teacher (a save_pretrained directory), as a static graph
 (`model.json` / `model.pdiparams`) plus what predict.py needs to turn text into inputs
-(the vocabulary or tokenizer, and `export.json`).
+(the vocabulary or tokenizer, and `export.json`). Students also get `model.onnx` for ONNX
+Runtime, their fastest CPU path (predict.py --backend onnxruntime).
 
     python export.py output/bert_distill/sst-2 exported/sst-2-student
     python export.py pretrained_models/sst-2 exported/sst-2-teacher
@@ -14,7 +15,7 @@ import os
 import sys
 
 from data import TASKS, Vocab
-from inference import export_static
+from inference import ONNX_FILE, export_static, export_student_onnx
 from model import BiLSTMStudent, StudentConfig
 from teacher import INPUTS, TeacherError, load_teacher, save_pretrained
 from trainer import BEST, RunError, load_checkpoint
@@ -37,7 +38,9 @@ def export_student(run_dir: str, out: str) -> dict:
     model = BiLSTMStudent(config)
     model.set_state_dict(ckpt["model"])
     data = ckpt["config"]["data"]
+    model.eval()
     export_static(model, student_inputs(config.pair), os.path.join(out, "model"))
+    export_student_onnx(model, os.path.join(out, ONNX_FILE))
     Vocab(ckpt["vocab"]).save(os.path.join(out, "vocab.txt"))
     info = {"kind": "student", "task": data["task_name"],
             "language": TASKS[data["task_name"]].language,

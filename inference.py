@@ -67,3 +67,101 @@ class Predictor:
             handle.copy_from_cpu(x)
         self.predictor.run()
         return self.predictor.get_output_handle(self.output_name).copy_to_cpu()
+
+
+# --------------------------------------------------------------- ONNX Runtime (student)
+# The BiLSTM's time steps are small sequential matmuls: Paddle's CPU LSTM kernel spends
+# most of each step outside the matmul, while ONNX Runtime's fused LSTM runs the same
+# student about twice as fast per thread here (bench/inference.py).
+
+ONNX_FILE = "model.onnx"
+_GATES = (0, 3, 1, 2)  # Paddle's LSTM gate blocks are i, f, c, o; ONNX's are i, o, f, c
+
+
+def export_student_onnx(model, path: str) -> None:
+    """Writes the student (a model.BiLSTMStudent) as an ONNX graph with the same inputs as
+    its static export. Built directly from the weights rather than with paddle2onnx, which
+    drops the LSTM's sequence lengths (padding would then change the output)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    cfg = model.config
+    weights = {k: v.numpy() for k, v in model.state_dict().items()}
+    inits, nodes = [], []
+
+    def const(name: str, value: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def node(op: str, inputs: list[str], n_out: int = 1, **attrs) -> list[str]:
+        outs = [f"{op.lower()}_{len(nodes)}_{i}" for i in range(n_out)]
+        nodes.append(helper.make_node(op, inputs, outs, **attrs))
+        return outs
+
+    def gates(w: np.ndarray) -> np.ndarray:  # reorder the 4 gate blocks along axis 0
+        return np.concatenate([w[k * cfg.hidden_size:(k + 1) * cfg.hidden_size] for k in _GATES])
+
+    names = ["input_ids", "lengths"] + (["input_ids_b", "lengths_b"] if cfg.pair else [])
+    graph_inputs = [helper.make_tensor_value_info(n, TensorProto.INT64,
+                                                  ["batch", "length"] if "ids" in n else ["batch"])
+                    for n in names]
+    ids, lengths = "input_ids", "lengths"
+    if cfg.pair:  # both sentences through the one encoder, as model.forward does
+        ids = node("Concat", ["input_ids", "input_ids_b"], axis=0)[0]
+        lengths = node("Concat", ["lengths", "lengths_b"], axis=0)[0]
+    seq_lens = node("Cast", [lengths], to=TensorProto.INT32)[0]
+    x = node("Gather", [const("embedding", weights["embedding.weight"]), ids])[0]
+    x = node("Transpose", [x], perm=[1, 0, 2])[0]  # [L, B, E]: ONNX LSTMs are time-major
+    for layer in range(cfg.num_layers):
+        p = [f"lstm.{kind}_l{layer}{sfx}" for sfx in ("", "_reverse")
+             for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        w = np.stack([gates(weights[p[0]]), gates(weights[p[4]])])
+        r = np.stack([gates(weights[p[1]]), gates(weights[p[5]])])
+        b = np.stack([np.concatenate([gates(weights[p[2]]), gates(weights[p[3]])]),
+                      np.concatenate([gates(weights[p[6]]), gates(weights[p[7]])])])
+        y, y_h, _ = node("LSTM", [x, const(f"W{layer}", w), const(f"R{layer}", r),
+                                  const(f"B{layer}", b), seq_lens], 3,
+                         direction="bidirectional", hidden_size=cfg.hidden_size)
+        # Y [L, 2, B, H] -> the next layer's input [L, B, 2H]
+        y = node("Transpose", [y], perm=[0, 2, 1, 3])[0]
+        x = node("Reshape", [y, const(f"shape{layer}", np.array([0, 0, -1]))])[0]
+    h = node("Transpose", [y_h], perm=[1, 0, 2])[0]  # last layer's final states [B, 2, H]
+    h = node("Reshape", [h, const("flat", np.array([0, -1]))])[0]  # [B, 2H]: forward, backward
+    if cfg.pair:
+        h1, h2 = node("Split", [h], 2, axis=0)
+        h = node("Concat", [h1, h2, node("Mul", [h1, h2])[0],
+                            node("Abs", [node("Sub", [h1, h2])[0]])[0]], axis=-1)[0]
+    for layer, act in (("fc", "Relu"), ("classifier", None)):
+        h = node("Add", [node("MatMul", [h, const(f"{layer}.w", weights[f"{layer}.weight"])])[0],
+                         const(f"{layer}.b", weights[f"{layer}.bias"])])[0]
+        if act:
+            h = node(act, [h])[0]
+    nodes[-1].output[0] = "logits"
+    graph = helper.make_graph(nodes, "bilstm_student", graph_inputs,
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT,
+                                                             ["batch", cfg.num_labels])], inits)
+    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(onnx_model)
+    tmp = f"{path}.tmp{os.getpid()}"
+    onnx.save(onnx_model, tmp)
+    os.replace(tmp, path)
+
+
+class OnnxPredictor:
+    """ONNX Runtime on the CPU over an exported student (export_student_onnx)."""
+
+    def __init__(self, path: str, num_threads: int | None = None):
+        import onnxruntime as ort
+
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path}: no ONNX export there (export.py writes one "
+                                    f"for students)")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = num_threads or len(os.sched_getaffinity(0))
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        feed = {n: np.ascontiguousarray(inputs[n], dtype=np.int64) for n in self.input_names}
+        return self.session.run(None, feed)[0]

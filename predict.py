@@ -1,5 +1,6 @@
 """Predicts labels for texts with an exported model (Paddle Inference: oneDNN on CPU, the
-GPU when there is one) or straight from a student run's checkpoint (eager).
+GPU when there is one; or ONNX Runtime for students on CPU, --backend onnxruntime) or
+straight from a student run's checkpoint (eager).
 
     python predict.py exported/sst-2-student --input texts.txt --output preds.jsonl
     echo "a gripping , funny film" | python predict.py exported/sst-2-student
@@ -61,14 +62,23 @@ def collate_student(items: list[dict]) -> dict:
     return out
 
 
-def load_model(path: str, device: str, num_threads: int | None):
+BACKENDS = ("paddle", "onnxruntime")
+
+
+def load_model(path: str, device: str, num_threads: int | None, backend: str = "paddle"):
     """(info, encoder, collate, run) for an export directory or a student run directory."""
     if os.path.exists(os.path.join(path, EXPORT_INFO)):
-        from inference import Predictor
+        from inference import ONNX_FILE, OnnxPredictor, Predictor
 
         with open(os.path.join(path, EXPORT_INFO), encoding="utf-8") as f:
             info = json.load(f)
-        run = Predictor(os.path.join(path, "model"), device, num_threads)
+        if backend == "onnxruntime":
+            if info["kind"] != "student" or device != "cpu":
+                raise RunError(f"{path}: --backend onnxruntime runs exported students on the "
+                               f"CPU; use --backend paddle for this {info['kind']} on {device}")
+            run = OnnxPredictor(os.path.join(path, ONNX_FILE), num_threads)
+        else:
+            run = Predictor(os.path.join(path, "model"), device, num_threads)
         if info["kind"] == "teacher":
             from paddlenlp.transformers import AutoTokenizer
 
@@ -119,9 +129,9 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 def predict(path: str, inp: BinaryIO, out: TextIO, where: str = "<stdin>", fmt: str = "jsonl",
             batch_size: int = 64, device: str = "cpu", num_threads: int | None = None,
-            strict: bool = False) -> dict:
+            strict: bool = False, backend: str = "paddle") -> dict:
     """Writes one prediction (or error) per input line; returns counts."""
-    info, encode, collate, run = load_model(path, device, num_threads)
+    info, encode, collate, run = load_model(path, device, num_threads, backend)
     n_fields = 2 if info.get("pair") else 1
     counts = {"lines": 0, "errors": 0}
     pending: list[tuple[int, dict]] = []
@@ -179,6 +189,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", choices=["cpu", "gpu"], default=None,
                    help="default: gpu when Paddle sees one")
     p.add_argument("--num_threads", type=int, default=None)
+    p.add_argument("--backend", choices=BACKENDS, default="paddle",
+                   help="engine for an export: Paddle Inference, or ONNX Runtime (students, "
+                        "CPU; the fastest there)")
     p.add_argument("--strict", action="store_true", help="stop at the first bad line")
     args = p.parse_args(argv)
     from utils import default_device
@@ -190,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         counts = predict(args.model, inp, out, args.input or "<stdin>", args.format,
-                         args.batch_size, device, args.num_threads, args.strict)
+                         args.batch_size, device, args.num_threads, args.strict, args.backend)
     except (LineError, RunError) as e:
         sys.exit(f"error: {e}")
     finally:

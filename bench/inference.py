@@ -6,6 +6,8 @@ weights. Each model runs on every path it has, on real dev texts of the task:
   eager           no-grad dygraph
   exported        paddle.jit.save + Paddle Inference predictor (oneDNN), fp32
   exported bf16   the same in bfloat16 (teachers; the LSTM kernel has no bf16 on CPU)
+  onnxruntime     ONNX Runtime, fp32: the student's export.py ONNX graph; the teachers
+                  converted with paddle2onnx
 and reports throughput at batch 1, 32 and 256 with all threads in one process, throughput
 at batch 32 with --processes single-threaded processes side by side (how a CPU server
 runs a model whose steps are too small to use several cores), p50/p99 latency at batch 1,
@@ -31,7 +33,7 @@ import paddle
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from data import TASKS, Vocab, load_split, tokenize  # noqa: E402
 from export import student_inputs  # noqa: E402
-from inference import Predictor, export_static  # noqa: E402
+from inference import OnnxPredictor, Predictor, export_static, export_student_onnx  # noqa: E402
 from model import BiLSTMStudent, StudentConfig  # noqa: E402
 from predict import collate_student  # noqa: E402
 from teacher import INPUTS, collate_teacher, encode_for_teacher, load_teacher  # noqa: E402
@@ -68,20 +70,28 @@ def latencies(run, singles: list[dict]) -> tuple[float, float]:
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
 
 
-def _worker(prefix, precision, batches, n, seconds, barrier, queue) -> None:
-    run = Predictor(prefix, num_threads=1, precision=precision)
+def make_runner(spec: tuple, threads: int):
+    """An exported model's runner from (engine, file, precision)."""
+    engine, path, precision = spec
+    if engine == "onnxruntime":
+        return OnnxPredictor(path, threads)
+    return Predictor(path, num_threads=threads, precision=precision)
+
+
+def _worker(spec, batches, n, seconds, barrier, queue) -> None:
+    run = make_runner(spec, 1)
     run(batches[0])
     barrier.wait()  # all processes measure over the same window
     queue.put(throughput(run, batches, n, seconds))
 
 
-def parallel_throughput(prefix: str, precision: str, batches: list[dict], n: int,
-                        seconds: float, processes: int) -> float:
-    """Summed examples/s of `processes` single-threaded predictors running at once."""
+def parallel_throughput(spec: tuple, batches: list[dict], n: int, seconds: float,
+                        processes: int) -> float:
+    """Summed examples/s of `processes` single-threaded runners working at once."""
     ctx = mp.get_context("spawn")
     barrier, queue = ctx.Barrier(processes), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(prefix, precision, batches, n, seconds, barrier,
-                                               queue)) for _ in range(processes)]
+    procs = [ctx.Process(target=_worker, args=(spec, batches, n, seconds, barrier, queue))
+             for _ in range(processes)]
     for p in procs:
         p.start()
     rates = [queue.get() for _ in procs]
@@ -182,17 +192,25 @@ def main() -> None:
             prefix = os.path.join(tmp, str(len(rows)), "model")
             export_static(model, inputs, prefix)
             size = dir_size(os.path.dirname(prefix))
-            paths = [("eager", eager(model, list(inputs)), None)]
-            for prec in precisions:
-                paths.append(("exported" + (" bf16" if prec == "bf16" else ""),
-                              Predictor(prefix, num_threads=args.num_threads, precision=prec),
-                              prec))
-            for path, run, prec in paths:
+            specs = [("exported" + (" bf16" if prec == "bf16" else ""), ("paddle", prefix, prec))
+                     for prec in precisions]
+            onnx_file = prefix + ".onnx"
+            if kind == "student":
+                export_student_onnx(model, onnx_file)
+            else:
+                import paddle2onnx
+
+                paddle2onnx.export(prefix + ".json", prefix + ".pdiparams", onnx_file,
+                                   opset_version=14)
+            specs.append(("onnxruntime", ("onnxruntime", onnx_file, None)))
+            paths = [("eager", eager(model, list(inputs)), None)] + \
+                [(path, make_runner(spec, args.num_threads), spec) for path, spec in specs]
+            for path, run, spec in paths:
                 speed = {str(bs): throughput(run, batches_of(kind, bs), len(dev), args.min_seconds)
                          for bs in BATCH_SIZES}
                 procs = None
-                if prec is not None and args.processes > 1:
-                    procs = parallel_throughput(prefix, prec, batches_of(kind, 32), len(dev),
+                if spec is not None and args.processes > 1:
+                    procs = parallel_throughput(spec, batches_of(kind, 32), len(dev),
                                                 args.min_seconds, args.processes)
                 p50, p99 = latencies(run, batches_of(kind, 1)[:200])
                 rows.append({"model": name, "source": source and os.path.abspath(source),

@@ -46,7 +46,7 @@ def test_pipeline_runs_every_stage_then_skips_them(tiny_en, sst2_dir, tmp_path):
     rows = [l for l in md.splitlines() if l.startswith("| ")][1:]
     assert [r.split(" | ")[0] for r in rows] == ["| teacher (paddle)", "| BiLSTM (small.py)",
                                                  "| distilled BiLSTM (bert_distill.py)"]
-    assert re.search(r"\| [\d,]+ \((eager|exported)[^)]*\) \| [\d.]+ \|$", rows[2])
+    assert re.search(r"\| [\d,]+ \((eager|exported|onnxruntime)[^)]*\) \| [\d.]+ \|$", rows[2])
     assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
     # Every command is logged and can be rerun by hand.
     assert "bert_distill.py" in " ".join(json.load(open(out / "pipeline.json"))["stages"]["distill"]["command"])

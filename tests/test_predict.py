@@ -35,11 +35,13 @@ def test_exported_student_predicts_like_the_eager_checkpoint(student_run, sst2_d
     info = export_student(str(student_run), str(tmp_path / "exp"))
     assert info["kind"] == "student" and info["task"] == "sst-2"
     lines = [l.split(b"\t")[0] for l in open(f"{sst2_dir}/dev.tsv", "rb").read().splitlines()[1:]]
-    fast = run_predict(tmp_path / "exp", lines, num_threads=1, batch_size=7)
     eager = run_predict(student_run, lines, batch_size=60)
-    assert [r["line"] for r in fast] == list(range(1, len(lines) + 1))
-    assert [r["label"] for r in fast] == [r["label"] for r in eager]
-    np.testing.assert_allclose([r["probs"] for r in fast], [r["probs"] for r in eager], atol=1e-5)
+    for backend in ("paddle", "onnxruntime"):
+        fast = run_predict(tmp_path / "exp", lines, num_threads=1, batch_size=7, backend=backend)
+        assert [r["line"] for r in fast] == list(range(1, len(lines) + 1))
+        assert [r["label"] for r in fast] == [r["label"] for r in eager]
+        np.testing.assert_allclose([r["probs"] for r in fast], [r["probs"] for r in eager],
+                                   atol=1e-5)
     labels = [int(l.split(b"\t")[1]) for l in open(f"{sst2_dir}/dev.tsv", "rb").read().splitlines()[1:]]
     accuracy = np.mean([r["label"] == y for r, y in zip(fast, labels)])
     assert accuracy == pytest.approx(student_run_results(student_run)["dev"]["acc"])
@@ -59,10 +61,22 @@ def test_pair_task_needs_two_fields(mrpc_dir, tmp_path):
     small.main(["--task_name", "mrpc", "--data_dir", mrpc_dir, "--output_dir", str(tmp_path / "m"),
                 *TINY])
     export_student(str(tmp_path / "m"), str(tmp_path / "exp"))
-    out = run_predict(tmp_path / "exp", [b"A good film.\tA great movie!", b"only one text"],
-                      num_threads=1)
-    assert len(out[0]["probs"]) == 2
-    assert "expected 2 non-empty tab-separated" in out[1]["error"]
+    lines = [b"A good film.\tA great movie!", b"only one text", b"Dull plot.\tA very dull and boring story, really."]
+    eager = run_predict(tmp_path / "m", lines)
+    for backend in ("paddle", "onnxruntime"):
+        out = run_predict(tmp_path / "exp", lines, num_threads=1, backend=backend)
+        assert len(out[0]["probs"]) == 2
+        assert "expected 2 non-empty tab-separated" in out[1]["error"]
+        np.testing.assert_allclose([out[0]["probs"], out[2]["probs"]],
+                                   [eager[0]["probs"], eager[2]["probs"]], atol=1e-5)
+
+
+def test_onnxruntime_is_for_students_on_cpu(tiny_teacher, tmp_path):
+    from trainer import RunError
+
+    export_teacher(str(tiny_teacher), str(tmp_path / "t"), max_seq_length=32)
+    with pytest.raises(RunError, match=r"--backend onnxruntime runs exported students"):
+        run_predict(tmp_path / "t", [b"fine"], backend="onnxruntime")
 
 
 def test_exported_teacher_predicts_like_eager(tiny_teacher, tmp_path):
