@@ -154,6 +154,8 @@ class TeacherArgs:
         None, "backbone to fine-tune: a paddlenlp name (downloaded, e.g. bert-base-uncased) or a "
         "local save_pretrained / convert.py directory (default: bert-base-uncased for English, "
         "bert-base-chinese for Chinese)")
+    to_static: bool = flag(False, "compile the model with paddle.jit.to_static for fine-tuning "
+                           "(identical losses; no faster over an SST-2 epoch on our CPU)")
 
     def __post_init__(self):
         p = self.model_name_or_path
@@ -171,6 +173,9 @@ class DistillArgs:
                                   "fine-tuned from, e.g. bert-base-uncased")
     teacher_max_seq_length: int = flag(128, "word pieces the teacher sees per example")
     teacher_batch_size: int = flag(128, "labelling batch size", runtime=True)
+    label_chunk_size: int = flag(16384, "transfer examples per cached logits file: the unit "
+                                 "an interrupted labelling resumes from and data-parallel "
+                                 "ranks share", runtime=True)
     label_precision: str = flag("fp32", "teacher labelling precision on CPU: fp32, or bf16 "
                                 "(faster on CPUs with avx512_bf16; logits differ by ~1e-2)",
                                 choices=["fp32", "bf16"])
@@ -200,7 +205,7 @@ class DistillArgs:
         p = self.teacher_path
         _check(p is None or os.path.exists(p) or os.path.sep not in p, "teacher_path",
                f"{p}: no such directory or file")
-        for name in ("teacher_max_seq_length", "teacher_batch_size", "max_ng"):
+        for name in ("teacher_max_seq_length", "teacher_batch_size", "label_chunk_size", "max_ng"):
             _check(getattr(self, name) >= 1, name, "must be >= 1")
         _check(self.n_iter is None or self.n_iter >= 0, "n_iter", "must be >= 0")
         for name in ("p_mask", "p_pos", "p_ng", "p_sent", "alpha"):

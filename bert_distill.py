@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import os
-import sys
 import time
 from typing import Callable, Sequence
 
@@ -33,11 +32,10 @@ from small import build_student, load_data, make_vocab, save_vocab, train_studen
 from teacher import (INPUTS, TEACHER_ROOT, TeacherEncoded, TeacherError, collate_teacher,
                      eager_runner, encode_words_for_teacher, load_teacher, teacher_logits)
 from trainer import CONFIG, RESULTS, LossFn, RunError, prepare_run, start_run
-from utils import atomic_save_npy, atomic_write_json, format_seconds
+from utils import (atomic_save_npy, atomic_write_json, barrier, format_seconds, is_main,
+                   main_first, rank, run_cli, world_size)
 
 logger = logging.getLogger(__name__)
-
-CHUNK = 16384  # transfer examples per cached logits file
 
 
 def sha256_file(path: str) -> str:
@@ -119,7 +117,8 @@ def cached_transfer_set(words: list[tuple[list[str], ...]], language: str, aug: 
 def label_transfer_set(ts: TransferSet, ts_key: str, teacher_path: str,
                        model_name: str | None, num_labels: int, max_seq_length: int,
                        batch_size: int, cache_dir: str, device: str,
-                       num_threads: int | None, precision: str = "fp32") -> np.ndarray:
+                       num_threads: int | None, precision: str = "fp32",
+                       chunk_size: int = 16384) -> np.ndarray:
     """[len(ts), num_labels] teacher logits, from cache when the key (teacher weights,
     transfer set, teacher max length, precision) matches; otherwise computed in length-sorted chunks
     by the exported teacher, each chunk saved atomically so a rerun resumes.
@@ -148,35 +147,50 @@ def label_transfer_set(ts: TransferSet, ts_key: str, teacher_path: str,
     logger.info("teacher inputs: %d examples tokenized in %.1fs (mean %.1f tokens)", len(data),
                 time.perf_counter() - t0, data.lengths().mean())
     prefix = os.path.join(cache_dir, f"teacher-{w_hash}", "model")
-    if not is_exported(prefix):
-        os.makedirs(os.path.dirname(prefix), exist_ok=True)
-        export_static(model, INPUTS, prefix)
+
+    def export() -> None:
+        if not is_exported(prefix):
+            os.makedirs(os.path.dirname(prefix), exist_ok=True)
+            export_static(model, INPUTS, prefix)
+    main_first(export)
     run = Predictor(prefix, device, num_threads, precision)
     order = np.argsort(data.lengths(), kind="stable")
-    chunks = [order[i:i + CHUNK] for i in range(0, len(order), CHUNK)]
-    logits = np.zeros((len(ts), num_labels), dtype=np.float32)
+    chunks = [order[i:i + chunk_size] for i in range(0, len(order), chunk_size)]
+    paths = [os.path.join(folder, f"chunk-{c:05d}.npy") for c in range(len(chunks))]
     os.makedirs(folder, exist_ok=True)
+    # Data-parallel ranks label every world_size-th chunk; a chunk's logits do not depend on
+    # which rank computed it, so the merged cache is the one a single process writes.
+    mine = range(rank(), len(chunks), world_size())
     t0, done = time.perf_counter(), 0
-    for c, idx in enumerate(chunks):
-        path = os.path.join(folder, f"chunk-{c:05d}.npy")
-        part = _load_chunk(path, (len(idx), num_labels))
-        if part is None:
-            part = teacher_logits(run, _subset(data, idx), batch_size, tokenizer.pad_token_id)
-            atomic_save_npy(path, part)
+    left = sum(len(chunks[c]) for c in mine)
+    for c in mine:
+        if _load_chunk(paths[c], (len(chunks[c]), num_labels)) is None:
+            idx = chunks[c]
+            atomic_save_npy(paths[c], teacher_logits(run, _subset(data, idx), batch_size,
+                                                     tokenizer.pad_token_id))
             done += len(idx)
             elapsed = time.perf_counter() - t0
-            left = sum(len(x) for x in chunks[c + 1:])
             logger.info("labelled chunk %d/%d | %.0f ex/s | ETA %s", c + 1, len(chunks),
-                        done / elapsed, format_seconds(left * elapsed / done))
+                        done / elapsed, format_seconds((left - done) * elapsed / done))
+        else:
+            left -= len(chunks[c])
+    barrier()
+    logits = np.zeros((len(ts), num_labels), dtype=np.float32)
+    for c, idx in enumerate(chunks):
+        part = _load_chunk(paths[c], (len(idx), num_labels))
+        if part is None:
+            raise RunError(f"{paths[c]}: missing after labelling (was the cache folder removed "
+                           f"while labelling?)")
         logits[idx] = part
-    atomic_save_npy(final, logits)
-    _write_verified_json(meta_path, {"teacher_weights": weights, "teacher_sha256": w_hash,
-                                     "transfer_set": ts_key, "max_seq_length": max_seq_length,
-                                     "precision": precision,
-                                     "examples": len(ts),
-                                     "logits_sha256": hashlib.sha256(logits.tobytes()).hexdigest()})
-    for c in range(len(chunks)):
-        os.remove(os.path.join(folder, f"chunk-{c:05d}.npy"))
+    barrier()
+    if is_main():
+        atomic_save_npy(final, logits)
+        _write_verified_json(meta_path, {
+            "teacher_weights": weights, "teacher_sha256": w_hash, "transfer_set": ts_key,
+            "max_seq_length": max_seq_length, "precision": precision, "examples": len(ts),
+            "logits_sha256": hashlib.sha256(logits.tobytes()).hexdigest()})
+        for path in paths:
+            os.remove(path)
     return logits
 
 
@@ -247,7 +261,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     cache_dir = k.cache_dir or os.path.join(t.output_dir, "cache")
     aug = AugmentConfig(k.n_iter, k.p_mask, k.p_pos, k.p_ng, k.max_ng, k.p_sent)
     t0 = time.perf_counter()
-    ts, ts_key = cached_transfer_set(data.train_words, task.language, aug, t.seed, cache_dir)
+    ts, ts_key = main_first(lambda: cached_transfer_set(data.train_words, task.language, aug,
+                                                        t.seed, cache_dir))
     # Wall time this invocation spent on each step (near 0 when read from the cache).
     seconds = {"transfer_set": round(time.perf_counter() - t0, 1)}
     labels = np.asarray([data.train[i].label for i in ts.source], dtype=np.int64)
@@ -266,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         extra["teacher_logits"] = label_transfer_set(
             ts, ts_key, k.teacher_path, k.model_name, task.num_labels,
             k.teacher_max_seq_length, k.teacher_batch_size, cache_dir, t.device, t.num_threads,
-            k.label_precision)
+            k.label_precision, k.label_chunk_size)
         seconds["labelling"] = round(time.perf_counter() - t0, 1)
         logger.info("teacher logits ready in %.1fs", seconds["labelling"])
     vocab = make_vocab(cfg, data)
@@ -275,23 +290,22 @@ def main(argv: Sequence[str] | None = None) -> dict:
                      "seconds": seconds}
     if k.baseline_dir:
         results_extra["baseline"] = baseline_gain(k.baseline_dir, cfg)
+    def report_gain(results: dict) -> None:
+        base, metric = results["baseline"], task.metrics[0]
+        base["gain"] = results["dev"][metric] - base["dev"][metric]
+        logger.info("distilled %s %.4f vs baseline %.4f (%s): %+.2f points", metric,
+                    results["dev"][metric], base["dev"][metric], k.baseline_dir,
+                    100 * base["gain"])
+
     with paddle.utils.unique_name.guard():
         model = build_student(cfg, task, vocab, resume)
         start_run(cfg.to_dict(), t)
         save_vocab(cfg, vocab, resume)
         train_set = encode(ts.words, vocab, labels)
-        results = train_student(cfg, data, vocab, model, train_set,
-                                distill_loss(k.kd_loss, k.alpha, k.temperature), resume,
-                                extra=extra, batch_extra=batch_extra, results_extra=results_extra)
-    if k.baseline_dir:
-        base = results_extra["baseline"]
-        metric = task.metrics[0]
-        gain = results["dev"][metric] - base["dev"][metric]
-        results["baseline"]["gain"] = gain
-        atomic_write_json(os.path.join(t.output_dir, RESULTS), results)
-        logger.info("distilled %s %.4f vs baseline %.4f (%s): %+.2f points", metric,
-                    results["dev"][metric], base["dev"][metric], k.baseline_dir, 100 * gain)
-    return results
+        return train_student(cfg, data, vocab, model, train_set,
+                             distill_loss(k.kd_loss, k.alpha, k.temperature), resume,
+                             extra=extra, batch_extra=batch_extra, results_extra=results_extra,
+                             finish=report_gain if k.baseline_dir else None)
 
 
 def baseline_gain(baseline_dir: str, cfg: Config) -> dict:
@@ -317,7 +331,4 @@ def baseline_gain(baseline_dir: str, cfg: Config) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (DataError, RunError, TeacherError) as e:
-        sys.exit(f"error: {e}")
+    run_cli(main, (DataError, RunError, TeacherError))

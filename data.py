@@ -248,8 +248,16 @@ class Vocab:
 
     @classmethod
     def load(cls, path: str) -> "Vocab":
-        with open(path, encoding="utf-8") as f:
-            return cls([line.rstrip("\n") for line in f])
+        """A saved vocab.txt; a missing, non-UTF-8 or malformed file is a DataError naming it."""
+        if not os.path.isfile(path):
+            raise DataError(f"{path}: vocabulary file not found")
+        try:
+            with open(path, encoding="utf-8") as f:
+                return cls([line.rstrip("\n") for line in f])
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}: not UTF-8 text ({e.reason})") from None
+        except ValueError as e:
+            raise DataError(f"{path}: {e}") from None
 
 
 def read_word_list(path: str) -> set[str]:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
+import tempfile
 
 from data import TASKS, Vocab
 from inference import ONNX_FILE, export_static, export_student_onnx
@@ -60,6 +62,32 @@ def export_teacher(teacher_dir: str, out: str, max_seq_length: int = 128) -> dic
     return info
 
 
+def export_atomically(src: str, dst: str, max_seq_length: int = 128) -> dict:
+    """Exports into a scratch folder beside `dst`, then swaps it in: an interrupted export
+    never leaves a half-written model under `dst`, and an earlier export stays whole."""
+    parent, name = os.path.split(os.path.abspath(dst))
+    os.makedirs(parent, exist_ok=True)
+    for f in os.listdir(parent):  # what a killed export left behind
+        if f.startswith(f".{name}.") and os.path.isdir(os.path.join(parent, f)):
+            shutil.rmtree(os.path.join(parent, f))
+    tmp = tempfile.mkdtemp(dir=parent, prefix=f".{name}.")
+    try:
+        if os.path.exists(os.path.join(src, BEST)):
+            info = export_student(src, tmp)
+        else:
+            info = export_teacher(src, tmp, max_seq_length)
+        if os.path.exists(dst):
+            old = tmp + ".old"
+            os.rename(dst, old)
+            os.rename(tmp, dst)
+            shutil.rmtree(old)
+        else:
+            os.rename(tmp, dst)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return info
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -71,12 +99,12 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        if os.path.exists(os.path.join(args.src, BEST)):
-            info = export_student(args.src, args.dst)
-        else:
-            info = export_teacher(args.src, args.dst, args.max_seq_length)
+        info = export_atomically(args.src, args.dst, args.max_seq_length)
     except (RunError, TeacherError) as e:
         sys.exit(f"error: {e}")
+    except OSError as e:
+        sys.exit(f"error: {args.dst}: cannot write the export ({e.strerror}); an earlier "
+                 f"export there is left as it was")
     logger.info("exported %s %s -> %s", info["kind"], args.src, args.dst)
 
 

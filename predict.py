@@ -19,7 +19,7 @@ from typing import BinaryIO, Callable, Iterator, TextIO
 
 import numpy as np
 
-from data import TASKS, TOKENIZERS, Vocab, pad
+from data import TASKS, TOKENIZERS, DataError, Vocab, pad
 from export import EXPORT_INFO, student_inputs
 from teacher import TeacherEncoded, collate_teacher, encode_for_teacher
 from trainer import BEST, RunError, load_checkpoint
@@ -65,13 +65,29 @@ def collate_student(items: list[dict]) -> dict:
 BACKENDS = ("paddle", "onnxruntime")
 
 
+def read_export_info(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            info = json.load(f)
+        if info.get("kind") in ("student", "teacher"):
+            return info
+    except (ValueError, UnicodeDecodeError):
+        pass
+    raise RunError(f"{path}: not an export.json written by export.py; run export.py again")
+
+
 def load_model(path: str, device: str, num_threads: int | None, backend: str = "paddle"):
     """(info, encoder, collate, run) for an export directory or a student run directory."""
     if os.path.exists(os.path.join(path, EXPORT_INFO)):
         from inference import ONNX_FILE, OnnxPredictor, Predictor
 
-        with open(os.path.join(path, EXPORT_INFO), encoding="utf-8") as f:
-            info = json.load(f)
+        info = read_export_info(os.path.join(path, EXPORT_INFO))
+        needed = [ONNX_FILE] if backend == "onnxruntime" and info["kind"] == "student" else \
+            ["model.json", "model.pdiparams"]
+        missing = [f for f in needed if not os.path.exists(os.path.join(path, f))]
+        if missing:
+            raise RunError(f"{path}: incomplete export, {', '.join(missing)} missing; run "
+                           f"export.py again")
         if backend == "onnxruntime":
             if info["kind"] != "student" or device != "cpu":
                 raise RunError(f"{path}: --backend onnxruntime runs exported students on the "
@@ -204,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         counts = predict(args.model, inp, out, args.input or "<stdin>", args.format,
                          args.batch_size, device, args.num_threads, args.strict, args.backend)
-    except (LineError, RunError) as e:
+    except (DataError, LineError, RunError) as e:
         sys.exit(f"error: {e}")
     finally:
         if args.output:

@@ -133,7 +133,8 @@ def plot(runs: list[Run], path: str, title: str) -> None:
     ax2.set_ylabel(f"dev {metric}")
     ax2.set_title("learning curves")
     ax2.grid(alpha=0.3)
-    ax2.legend(fontsize=8, loc="lower right")
+    ax2.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3,
+               frameon=False)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     tmp = path + ".tmp.png"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -17,13 +16,13 @@ import numpy as np
 import paddle
 
 from args import Config, parse_config
-from data import (DataError, Encoded, Example, Task, TASKS, Vocab, build_vocab, collate, encode,
-                  iterate, load_embedding_matrix, load_split, make_batches, read_word_list,
-                  tokenize)
+from data import (SPECIAL_TOKENS, DataError, Encoded, Example, Task, TASKS, Vocab, build_vocab,
+                  collate, encode, iterate, load_embedding_matrix, load_split, make_batches,
+                  read_word_list, tokenize)
 from model import BiLSTMStudent, StudentConfig
 from trainer import (BEST, LAST, MODEL_STATE, LossFn, RunError, build_optimizer, cross_entropy,
                      fit, load_checkpoint, prepare_run, start_run, total_steps)
-from utils import atomic_save, count_parameters
+from utils import atomic_save, count_parameters, is_main, run_cli
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +61,11 @@ def make_vocab(cfg: Config, data: TaskData) -> Vocab:
     allowed = read_word_list(d.vocab_path) if d.vocab_path else None
     vocab = build_vocab((w for ws in data.train_words for w in ws), d.min_freq,
                         d.max_vocab_size, allowed)
+    if len(vocab) == len(SPECIAL_TOKENS):
+        raise DataError(f"--vocab_path {d.vocab_path}: none of its {len(allowed):,} words occurs "
+                        f"in the training data" if allowed else
+                        f"--min_freq {d.min_freq} / --max_vocab_size {d.max_vocab_size}: no "
+                        f"training word is left in the vocabulary")
     logger.info("vocabulary: %d entries (min_freq %d%s%s)", len(vocab), d.min_freq,
                 f", max {d.max_vocab_size}" if d.max_vocab_size else "",
                 f", restricted to {len(allowed):,} words of {d.vocab_path}" if allowed else "")
@@ -97,7 +101,8 @@ def train_student(cfg: Config, data: TaskData, vocab: Vocab, model: BiLSTMStuden
                   train_set: Encoded, loss_fn: LossFn, resume: bool,
                   extra: dict[str, np.ndarray] | None = None,
                   batch_extra: Callable[[np.ndarray], dict] | None = None,
-                  results_extra: dict | None = None) -> dict:
+                  results_extra: dict | None = None,
+                  finish: Callable[[dict], None] | None = None) -> dict:
     """The shared loop over `train_set` (the training split, or a transfer set whose
     per-example arrays such as teacher logits come in `extra`, or are computed per batch
     of indices by `batch_extra`)."""
@@ -121,15 +126,19 @@ def train_student(cfg: Config, data: TaskData, vocab: Vocab, model: BiLSTMStuden
         batch = collate(train_set, idx, extra)
         return {**batch, **batch_extra(idx)} if batch_extra else batch
 
-    results = fit(model, optimizer, t, epoch_batches=epoch_batches,
-                  collate=collate_batch, dev_batches=dev_batches,
-                  forward=student_forward, loss_fn=loss_fn, metric_names=data.task.metrics,
-                  resume=resume, scheduler=scheduler, checkpoint_extra=checkpoint_extra,
-                  results_extra=results_extra)
-    # The best weights alone, as PaddleNLP saves models (checkpoints also hold the optimizer).
-    atomic_save(load_checkpoint(os.path.join(t.output_dir, BEST))["model"],
-                os.path.join(t.output_dir, MODEL_STATE))
-    return results
+    def save_best(results: dict) -> None:
+        # The best weights alone, as PaddleNLP saves models (checkpoints also hold the
+        # optimizer), then whatever the caller adds.
+        atomic_save(load_checkpoint(os.path.join(t.output_dir, BEST))["model"],
+                    os.path.join(t.output_dir, MODEL_STATE))
+        if finish is not None:
+            finish(results)
+
+    return fit(model, optimizer, t, epoch_batches=epoch_batches, collate=collate_batch,
+               dev_batches=dev_batches, forward=student_forward, loss_fn=loss_fn,
+               metric_names=data.task.metrics, resume=resume, scheduler=scheduler,
+               checkpoint_extra=checkpoint_extra, results_extra=results_extra,
+               finish=save_best)
 
 
 def save_vocab(cfg: Config, vocab: Vocab, resume: bool) -> None:
@@ -138,7 +147,8 @@ def save_vocab(cfg: Config, vocab: Vocab, resume: bool) -> None:
     if resume and os.path.exists(path) and Vocab.load(path).tokens != vocab.tokens:
         raise RunError(f"--resume: the vocabulary built now differs from {path}; the training "
                        f"data changed since the run started")
-    vocab.save(path)
+    if is_main():
+        vocab.save(path)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -157,7 +167,4 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (DataError, RunError) as e:
-        sys.exit(f"error: {e}")
+    run_cli(main, (DataError, RunError))

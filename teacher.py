@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -22,7 +21,7 @@ from args import Config, parse_config
 from data import DataError, Example, TASKS, Task, load_split, make_batches, pad
 from trainer import (BEST, TEACHER_CONFIG, RunError, build_optimizer, cross_entropy, fit,
                      load_checkpoint, prepare_run, start_run, total_steps)
-from utils import count_parameters
+from utils import count_parameters, run_cli
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +173,7 @@ def collate_teacher(data: TeacherEncoded, idx: np.ndarray, pad_id: int = 0) -> d
 
 
 def teacher_forward(model, batch: dict) -> paddle.Tensor:
-    return model(batch["input_ids"], token_type_ids=batch["token_type_ids"])
+    return model(batch["input_ids"], batch["token_type_ids"])  # the order of INPUTS
 
 
 # ------------------------------------------------------------------------ labelling
@@ -265,7 +264,18 @@ def main(argv: Sequence[str] | None = None) -> dict:
         model = AutoModelForSequenceClassification.from_pretrained(backbone,
                                                                    num_classes=task.num_labels)
         logger.info("teacher %s: %s parameters", backbone, f"{count_parameters(model):,}")
+        if cfg.teacher.to_static:  # same parameters and losses, a compiled graph per mode
+            from paddle.static import InputSpec
+
+            model = paddle.jit.to_static(model, full_graph=True, input_spec=[
+                InputSpec([None, None], "int64", name) for name in INPUTS])
         start_run(cfg.to_dict(), t, TEACHER_CONFIG)
+
+        def save_best(results: dict) -> None:
+            model.set_state_dict(load_checkpoint(os.path.join(t.output_dir, BEST))["model"])
+            save_pretrained(model, tokenizer, t.output_dir)
+            logger.info("best teacher saved with save_pretrained in %s", t.output_dir)
+
         optimizer, scheduler = build_optimizer(t, model, total_steps(t, len(epoch_batches(0))))
         results = fit(model, optimizer, t, epoch_batches=epoch_batches,
                       collate=lambda idx: collate_teacher(train_set, idx, pad_id),
@@ -275,15 +285,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
                       results_extra={"task": task.name, "backbone": backbone,
                                      "num_params": count_parameters(model),
                                      "train_examples": len(train_set),
-                                     "dev_examples": len(dev_set)})
-        model.set_state_dict(load_checkpoint(os.path.join(t.output_dir, BEST))["model"])
-    save_pretrained(model, tokenizer, t.output_dir)
-    logger.info("best teacher saved with save_pretrained in %s", t.output_dir)
+                                     "dev_examples": len(dev_set)},
+                      finish=save_best)
     return results
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (DataError, RunError, TeacherError) as e:
-        sys.exit(f"error: {e}")
+    run_cli(main, (DataError, RunError, TeacherError))

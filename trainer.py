@@ -4,6 +4,11 @@ teacher.py): checkpoints, resume, progress and metrics live here once.
 A run is deterministic given its seed and resumable at any checkpoint: the batch order of
 epoch e is drawn from (seed, e) and the dropout masks of step s from (seed, s), so a resumed
 run replays exactly what the uninterrupted run would have done.
+
+Under `python -m paddle.distributed.launch` every process draws the same global batches and
+trains on its share of each (DataParallel averages the gradients, weighted so that they equal
+the whole batch's); evaluation is shared too, and only the main process writes files.
+Without dropout, N processes give the metrics of one process with the same total batch.
 """
 from __future__ import annotations
 
@@ -20,8 +25,9 @@ import paddle
 import paddle.nn.functional as F
 
 from args import TrainArgs, runtime_fields
-from utils import (append_jsonl, atomic_save, atomic_write_json, classification_metrics,
-                   format_seconds, read_jsonl, set_seed, setup_device, setup_logging)
+from utils import (all_gather, append_jsonl, atomic_save, atomic_write_json, atomic_write_text,
+                   barrier, classification_metrics, format_seconds, is_main, rank, read_jsonl,
+                   set_seed, setup_device, setup_logging, world_size)
 
 logger = logging.getLogger(__name__)
 
@@ -44,18 +50,19 @@ class RunError(RuntimeError):
 def check_output_dir(config: dict, train: TrainArgs, config_file: str = CONFIG) -> bool:
     """Decides, before anything is written, whether this run resumes an earlier one.
 
-    An earlier run (a checkpoint or results in output_dir) is never touched unless --resume
-    (same settings required, runtime flags excepted) or --overwrite_output_dir is given.
+    An interrupted run (a checkpoint, no results) resumes when the same command is run
+    again (or with --resume); a finished one is never touched unless --resume or
+    --overwrite_output_dir is given. Resuming needs the same settings, runtime flags
+    excepted.
     """
     out = train.output_dir
     earlier = [f for f in (LAST, RESULTS) if os.path.exists(os.path.join(out, f))]
-    if not earlier:
+    if not earlier or train.overwrite_output_dir:
         return False
-    if train.overwrite_output_dir:
-        return False
-    if not train.resume:
-        raise RunError(f"--output_dir {out} already holds a run ({', '.join(earlier)}); pass "
-                       f"--resume to continue it or --overwrite_output_dir to start over")
+    if RESULTS in earlier and not train.resume:
+        raise RunError(f"--output_dir {out} already holds a finished run ({', '.join(earlier)});"
+                       f" pass --overwrite_output_dir to start over (or --resume to rewrite its "
+                       f"results)")
     with open(os.path.join(out, config_file), encoding="utf-8") as f:
         saved = json.load(f)
     skip = runtime_fields() | {"output_dir"}
@@ -63,7 +70,9 @@ def check_output_dir(config: dict, train: TrainArgs, config_file: str = CONFIG) 
              for g, group in config.items() if isinstance(group, dict)
              for k, v in group.items() if k not in skip and saved.get(g, {}).get(k) != v]
     if diffs:
-        raise RunError(f"--resume: settings differ from the run in {out}: " + "; ".join(diffs))
+        raise RunError(f"{'--resume: ' if train.resume else ''}settings differ from the "
+                       f"interrupted run in {out}: " + "; ".join(diffs) +
+                       "; pass --overwrite_output_dir to start over")
     return True
 
 
@@ -71,23 +80,42 @@ def prepare_run(config: dict, train: TrainArgs, script: str, config_file: str = 
     """Checks output_dir (nothing is written if the run must not start), sets up logging,
     device and seed. Returns whether the run resumes."""
     resume = check_output_dir(config, train, config_file)
+    check_writable(train.output_dir)
     setup_logging(os.path.join(train.output_dir, "train.log"))
     setup_device(train.device, train.num_threads)
+    barrier()  # every rank has decided before the main one writes anything
     set_seed(train.seed)
     logger.info("%s %s", script, " ".join(sys.argv[1:]))
     return resume
 
 
+def check_writable(out: str) -> None:
+    """Fails before any work when output_dir cannot be created or written."""
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise RunError(f"--output_dir {out}: cannot create it ({e.strerror})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise RunError(f"--output_dir {out}: not writable; choose another --output_dir")
+
+
 def start_run(config: dict, train: TrainArgs, config_file: str = CONFIG) -> None:
     """Clears an overwritten run's files (only ours) and saves the run's settings to
-    `config_file`."""
+    `config_file` (main process; the others wait for it)."""
+    if not is_main():
+        barrier()
+        return
     os.makedirs(train.output_dir, exist_ok=True)
+    for f in os.listdir(train.output_dir):  # what a killed run's atomic writes left behind
+        if f.startswith(".") and f.endswith(".tmp"):
+            os.remove(os.path.join(train.output_dir, f))
     if train.overwrite_output_dir:
         for f in (*RUN_FILES, config_file):
             p = os.path.join(train.output_dir, f)
             if os.path.exists(p):
                 os.remove(p)
     atomic_write_json(os.path.join(train.output_dir, config_file), config)
+    barrier()
 
 
 def build_optimizer(train: TrainArgs, model: paddle.nn.Layer, n_steps: int):
@@ -131,25 +159,35 @@ def to_tensors(batch: Batch) -> Batch:
 def evaluate(model: paddle.nn.Layer, batches: Sequence[Batch], forward: Forward,
              metric_names: Sequence[str]) -> dict[str, float]:
     """Metrics over all batches; `loss` is the mean cross-entropy over every example
-    (not the last batch's, as in PaddleNLP's example)."""
+    (not the last batch's, as in PaddleNLP's example). Data-parallel ranks evaluate every
+    world_size-th batch and pool their predictions."""
     model.eval()
     total, preds, labels = 0.0, [], []
     with paddle.no_grad():
-        for batch in batches:
+        for batch in batches[rank()::world_size()]:
             t = to_tensors(batch)
             logits = forward(model, t)
             total += float(F.cross_entropy(logits, t["labels"], reduction="sum"))
             preds.append(logits.argmax(axis=-1).numpy())
             labels.append(batch["labels"])
     model.train()
-    preds, labels = np.concatenate(preds), np.concatenate(labels)
+    shares = all_gather((total, preds, labels))
+    total = sum(t for t, _, _ in shares)
+    preds = np.concatenate([p for _, ps, _ in shares for p in ps])
+    labels = np.concatenate([y for _, _, ys in shares for y in ys])
     return {"loss": total / len(labels), **classification_metrics(preds, labels, metric_names)}
 
 
 def _save(path: str, model, optimizer, scheduler, state: dict, extra: dict) -> None:
-    atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                 "state": state, **extra}, path)
+    if not is_main():
+        return
+    try:
+        atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                     "state": state, **extra}, path)
+    except OSError as e:
+        raise RunError(f"{path}: cannot write the checkpoint ({e.strerror}); the previous one is "
+                       f"intact: free some space and run the same command again") from None
 
 
 def load_checkpoint(path: str) -> dict:
@@ -167,7 +205,7 @@ class Progress:
     def __init__(self, total: int, start: int):
         self.total, self.start = total, start
         self.bar = None
-        if sys.stderr.isatty():
+        if sys.stderr.isatty() and is_main():
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
@@ -187,17 +225,45 @@ class Progress:
             self.bar.close()
 
 
+def local_share(idx: np.ndarray) -> tuple[np.ndarray, float]:
+    """This rank's part of a global batch and the weight of its mean loss: DataParallel
+    averages gradients over ranks, so weight = len(part) * world / len(idx) makes the average
+    the whole batch's gradient even when parts differ in size. A rank left with no example
+    runs one with weight 0, since every rank must take part in the gradient exchange."""
+    world = world_size()
+    if world == 1:
+        return idx, 1.0
+    part = np.array_split(idx, world)[rank()]
+    if len(part) == 0:
+        return idx[:1], 0.0
+    return part, len(part) * world / len(idx)
+
+
+def _sum_over_ranks(x: float) -> float:
+    if world_size() == 1:
+        return x
+    import paddle.distributed as dist
+
+    t = paddle.to_tensor([x], dtype="float64")
+    dist.all_reduce(t)
+    return float(t.numpy()[0])
+
+
 def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: TrainArgs, *,
         epoch_batches: Callable[[int], list[np.ndarray]], collate: Callable[[np.ndarray], Batch],
         dev_batches: Sequence[Batch], forward: Forward, loss_fn: LossFn,
         metric_names: Sequence[str], resume: bool, scheduler=None,
-        checkpoint_extra: dict | None = None, results_extra: dict | None = None) -> dict:
+        checkpoint_extra: dict | None = None, results_extra: dict | None = None,
+        finish: Callable[[dict], None] | None = None) -> dict:
     """Trains `model`, evaluating on dev every epoch (or --eval_steps); keeps best.ckpt (by
     the first metric) and last.ckpt; appends to metrics.jsonl; writes results.json.
 
     `epoch_batches(e)` gives the example indices of each batch of epoch e (deterministic in
-    e); `collate(indices)` turns them into a named batch of arrays.
+    e); `collate(indices)` turns them into a named batch of arrays. `finish(results)` runs
+    on the main process before results.json is written (it may save the final model or add
+    to the results), so that results.json, the mark of a finished run, is the last file.
     """
+    net = paddle.DataParallel(model) if world_size() > 1 else model
     out = train.output_dir
     extra = checkpoint_extra or {}
     metrics_path = os.path.join(out, METRICS)
@@ -205,21 +271,26 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
     n_steps = total_steps(train, steps_per_epoch)
     main_metric = metric_names[0]
     state = {"step": 0, "epoch": 0, "batch": 0, "best_step": None, "best": None, "last": None,
-             "train_seconds": 0.0, "examples": 0}
+             "train_seconds": 0.0, "examples": 0,
+             # train loss summed since the last log line, checkpointed so that a resumed
+             # run logs the same losses as an uninterrupted one
+             "window_loss": 0.0, "window_examples": 0}
     if resume:
         ckpt = load_checkpoint(os.path.join(out, LAST))
         model.set_state_dict(ckpt["model"])
         optimizer.set_state_dict(ckpt["optimizer"])
         if scheduler is not None:
             scheduler.set_state_dict(ckpt["scheduler"])
-        state = ckpt["state"]
-        # Records written after that checkpoint will be written again: drop them.
-        kept = [r for r in read_jsonl(metrics_path) if r["step"] <= state["step"]]
-        with open(metrics_path, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(r) + "\n" for r in kept)
+        state = {"window_loss": 0.0, "window_examples": 0, **ckpt["state"]}
+        if is_main():  # records written after that checkpoint will be written again: drop them
+            try:
+                kept = [r for r in read_jsonl(metrics_path) if r["step"] <= state["step"]]
+            except ValueError as e:
+                raise RunError(f"{e}; remove the line (or the file) to resume") from None
+            atomic_write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
         logger.info("resumed %s at step %d (epoch %d, batch %d)", out, state["step"],
                     state["epoch"], state["batch"])
-    elif os.path.exists(metrics_path):
+    elif os.path.exists(metrics_path) and is_main():
         os.remove(metrics_path)
 
     logger.info("training: %d steps (%d per epoch, batch %d), evaluating every %s",
@@ -227,7 +298,6 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
                 f"{train.eval_steps} steps" if train.eval_steps else "epoch")
     progress = Progress(n_steps, state["step"])
     model.train()
-    window_loss, window_examples = 0.0, 0
     window_start = time.perf_counter()
     sec_per_step = None
     while state["step"] < n_steps:
@@ -236,9 +306,10 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
             t0 = time.perf_counter()
             # Dropout masks depend on (seed, step) only, so a resumed run replays them.
             paddle.seed(train.seed * 1_000_003 + state["step"])
-            batch = to_tensors(collate(batches[b]))
-            loss = loss_fn(forward(model, batch), batch)
-            loss.backward()
+            mine, weight = local_share(batches[b])
+            batch = to_tensors(collate(mine))
+            loss = loss_fn(forward(net, batch), batch)
+            (loss * weight if weight != 1.0 else loss).backward()
             optimizer.step()
             optimizer.clear_grad()
             if scheduler is not None:
@@ -254,8 +325,8 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
             dt = time.perf_counter() - t0
             state["train_seconds"] += dt
             sec_per_step = dt if sec_per_step is None else 0.95 * sec_per_step + 0.05 * dt
-            window_loss += loss_value * n
-            window_examples += n
+            state["window_loss"] += loss_value * len(mine) * (weight > 0)
+            state["window_examples"] += n
             progress.update(loss_value, n / dt)
             if b + 1 == len(batches):
                 state["epoch"] += 1
@@ -264,14 +335,16 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
             if step % train.logging_steps == 0 or step == n_steps:
                 elapsed = time.perf_counter() - window_start
                 record = {"step": step, "epoch": round(step / steps_per_epoch, 4), "split": "train",
-                          "loss": window_loss / window_examples,
-                          "examples_per_s": window_examples / elapsed,
+                          "loss": (_sum_over_ranks(state["window_loss"]) /
+                                   state["window_examples"]),
+                          "examples_per_s": state["window_examples"] / elapsed,
                           "lr": float(optimizer.get_lr())}
-                append_jsonl(metrics_path, record)
+                if is_main():
+                    append_jsonl(metrics_path, record)
                 progress.write(f"step {step}/{n_steps} epoch {record['epoch']:.2f} "
                                f"loss {record['loss']:.4f} | {record['examples_per_s']:,.0f} ex/s"
                                f" | ETA {format_seconds(sec_per_step * (n_steps - step))}")
-                window_loss, window_examples = 0.0, 0
+                state["window_loss"], state["window_examples"] = 0.0, 0
                 window_start = time.perf_counter()
             end_of_epoch = state["batch"] == 0
             if (train.eval_steps and step % train.eval_steps == 0) or \
@@ -279,7 +352,8 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
                 metrics = evaluate(model, dev_batches, forward, metric_names)
                 record = {"step": step, "epoch": round(step / steps_per_epoch, 4), "split": "dev",
                           **metrics}
-                append_jsonl(metrics_path, record)
+                if is_main():
+                    append_jsonl(metrics_path, record)
                 state["last"] = record
                 improved = state["best"] is None or metrics[main_metric] > state["best"][main_metric]
                 if improved:
@@ -302,7 +376,11 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
                "train_seconds": round(state["train_seconds"], 2),
                "train_examples_per_s": round(state["examples"] / max(1e-9, state["train_seconds"]), 1),
                **(results_extra or {})}
-    atomic_write_json(os.path.join(out, RESULTS), results)
+    if is_main():
+        if finish is not None:
+            finish(results)
+        atomic_write_json(os.path.join(out, RESULTS), results)
+    barrier()
     logger.info("best dev %s %.4f at step %d; results in %s", main_metric,
                 state["best"][main_metric], state["best_step"], os.path.join(out, RESULTS))
     return results

@@ -108,21 +108,37 @@ def eager(model, names):
 
 
 def student_breakdown(model: BiLSTMStudent, batches: list[dict], repeat: int = 20) -> dict:
-    """Eager milliseconds per batch spent in the embedding, the BiLSTM and the head."""
-    parts = {"embedding": 0.0, "BiLSTM": 0.0, "FC + classifier": 0.0}
+    """Eager milliseconds per batch spent in the embedding, the BiLSTM and the head, and
+    what the BiLSTM's recurrent matmuls alone cost: one [B, H] x [H, 4H] per time step and
+    direction, the sequential part no kernel can avoid."""
+    parts = {"embedding": 0.0, "BiLSTM": 0.0, "FC + classifier": 0.0, "recurrent matmuls": 0.0}
+    w_hh = model.lstm.weight_hh_l0.T
     with paddle.no_grad():
         for _ in range(repeat):
             for b in batches:
-                ids, lengths = paddle.to_tensor(b["input_ids"]), paddle.to_tensor(b["lengths"])
+                ids, lengths = b["input_ids"], b["lengths"]
+                if model.config.pair:  # both sides in one LSTM call, as the model runs them
+                    width = max(ids.shape[1], b["input_ids_b"].shape[1])
+                    ids = np.concatenate([np.pad(x, ((0, 0), (0, width - x.shape[1])))
+                                          for x in (ids, b["input_ids_b"])])
+                    lengths = np.concatenate([lengths, b["lengths_b"]])
+                ids, lengths = paddle.to_tensor(ids), paddle.to_tensor(lengths)
                 t0 = time.perf_counter()
                 x = model.embedding(ids)
                 t1 = time.perf_counter()
                 _, (h, _) = model.lstm(x, sequence_length=lengths)
                 h = paddle.concat([h[-2], h[-1]], axis=-1)
                 t2 = time.perf_counter()
+                if model.config.pair:
+                    h1, h2 = paddle.split(h, 2)
+                    h = paddle.concat([h1, h2, h1 * h2, paddle.abs(h1 - h2)], axis=-1)
                 model.classifier(paddle.nn.functional.relu(model.fc(h))).numpy()
                 t3 = time.perf_counter()
-                for k, dt in zip(parts, (t1 - t0, t2 - t1, t3 - t2)):
+                state = paddle.zeros([len(lengths), w_hh.shape[0]])
+                for _ in range(2 * ids.shape[1]):
+                    paddle.matmul(state, w_hh)
+                t4 = time.perf_counter()
+                for k, dt in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
                     parts[k] += 1000 * dt / (repeat * len(batches))
     return parts
 
@@ -236,23 +252,31 @@ def main() -> None:
     def best32(r: dict) -> float:
         return max(r["ex_per_s"]["32"], r["ex_per_s_processes"] or 0.0)
 
+    def how(r: dict) -> str:
+        multi = (r["ex_per_s_processes"] or 0.0) > r["ex_per_s"]["32"]
+        return r["path"] + (f", {args.processes} processes" if multi else
+                            f", {args.num_threads} threads")
+
     fastest: dict[str, dict] = {}
     for r in rows:
         if r["model"] not in fastest or best32(r) > best32(fastest[r["model"]]):
             fastest[r["model"]] = r
     s = fastest["BiLSTM student"]
     print(f"\nfastest path at batch 32 of each model, against the student's "
-          f"({best32(s):,.0f} ex/s, {s['path']}; batch-1 p50 "
+          f"({best32(s):,.0f} ex/s, {how(s)}; batch-1 p50 "
           f"{min(r['p50_ms'] for r in rows if r['model'] == s['model']):.2f} ms):")
     for name, t in fastest.items():
         if t is not s:
-            print(f"  {name}: {best32(t):,.0f} ex/s ({t['path']}) -> student "
+            print(f"  {name}: {best32(t):,.0f} ex/s ({how(t)}) -> student "
                   f"{best32(s) / best32(t):.0f}x faster, {t['params'] / s['params']:.0f}x "
                   f"fewer parameters")
     parts = student_breakdown(student, batches_of("student", 32))
-    total = sum(parts.values())
+    total = parts["embedding"] + parts["BiLSTM"] + parts["FC + classifier"]
     print("\nwhere the student's time goes (eager, per batch of 32): " + ", ".join(
-        f"{k} {v:.2f} ms ({100 * v / total:.0f}%)" for k, v in parts.items()))
+        f"{k} {parts[k]:.2f} ms ({100 * parts[k] / total:.0f}%)"
+        for k in ("embedding", "BiLSTM", "FC + classifier")) +
+        f"; the BiLSTM's recurrent matmuls alone (2 directions x every time step) take "
+        f"{parts['recurrent matmuls']:.2f} ms of its {parts['BiLSTM']:.2f} ms")
     if args.json:
         for r in rows:
             r["fastest_b32"] = best32(r)

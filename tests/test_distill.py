@@ -114,7 +114,6 @@ def test_interrupted_labelling_resumes_where_it_stopped(tiny_teacher, sst2_dir, 
 
     run_distill(tmp_path / "ref", tiny_teacher, sst2_dir, "--max_steps", "1")
     [ref_path] = logits_files(tmp_path / "ref" / "cache")
-    monkeypatch.setattr(bert_distill, "CHUNK", 100)
     calls, killed = [], []
     real = teacher.teacher_logits
 
@@ -127,12 +126,13 @@ def test_interrupted_labelling_resumes_where_it_stopped(tiny_teacher, sst2_dir, 
 
     monkeypatch.setattr(bert_distill, "teacher_logits", flaky)
     with pytest.raises(Killed):
-        run_distill(tmp_path, tiny_teacher, sst2_dir, "--max_steps", "1")
+        run_distill(tmp_path, tiny_teacher, sst2_dir, "--max_steps", "1", "--label_chunk_size", "100")
     folder = next((tmp_path / "cache").glob("logits-*"))
     assert len(list(folder.glob("chunk-*.npy"))) == 2 and not (folder / "logits.npy").exists()
     n_chunks = -(-len(np.load(ref_path)) // 100)
     calls.clear()
-    run_distill(tmp_path, tiny_teacher, sst2_dir, "--max_steps", "1", "--overwrite_output_dir")
+    run_distill(tmp_path, tiny_teacher, sst2_dir, "--max_steps", "1", "--overwrite_output_dir",
+                "--label_chunk_size", "100")
     assert len(calls) == n_chunks - 2  # only the chunks not yet saved
     np.testing.assert_allclose(np.load(folder / "logits.npy"), np.load(ref_path), atol=1e-6)
 

@@ -78,3 +78,22 @@ def test_pipeline_flag_errors(tmp_path, capsys):
         pipeline.main(["--task_name", "chnsenticorp", "--preset", "cpu", "--output_dir",
                        str(tmp_path / "zh")])
     assert "--backbone: preset cpu has no zh backbone" in capsys.readouterr().err
+
+
+def test_inference_bench_on_a_pair_task(tiny_teacher, mrpc_dir, tmp_path):
+    import subprocess
+    import sys
+
+    import small
+    from conftest import ROOT
+
+    small.main(["--task_name", "mrpc", "--data_dir", mrpc_dir, "--output_dir", str(tmp_path / "s"),
+                *TINY_STUDENT.split(), "--max_steps", "2", "--device", "cpu"])
+    out = tmp_path / "inference.json"
+    subprocess.run([sys.executable, os.path.join(ROOT, "bench", "inference.py"), "--task_name",
+                    "mrpc", "--student", str(tmp_path / "s"), "--teacher", str(tiny_teacher),
+                    "--data_dir", mrpc_dir, "--json", str(out), "--no_bert_base", "--n", "16",
+                    "--min_seconds", "0.01"], check=True, capture_output=True, timeout=300)
+    bench = json.loads(out.read_text())
+    assert {r["model"] for r in bench["rows"]} == {"BiLSTM student", "fine-tuned teacher"}
+    assert bench["student_ms"]["BiLSTM"] > 0

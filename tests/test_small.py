@@ -86,7 +86,7 @@ def test_resume_after_interruption_gives_identical_results(sst2_dir, tmp_path, m
     monkeypatch.setattr(small, "collate", real_collate)
     assert not (tmp_path / "cut" / "results.json").exists()
     assert paddle.load(str(tmp_path / "cut" / "last.ckpt"))["state"]["step"] == 20
-    resumed = run(sst2_dir, tmp_path / "cut", *args, "--resume")
+    resumed = run(sst2_dir, tmp_path / "cut", *args)  # the same command resumes
 
     for key in ("dev", "last_dev", "best_step", "steps"):
         assert resumed[key] == full[key]
@@ -103,7 +103,7 @@ def test_an_earlier_run_is_never_damaged(sst2_dir, tmp_path):
     out = tmp_path / "run"
     run(sst2_dir, out, "--max_steps", "3")
     before = files(out)
-    with pytest.raises(RunError, match=r"already holds a run .*pass --resume .* or --overwrite_output_dir"):
+    with pytest.raises(RunError, match=r"already holds a finished run .*pass --overwrite_output_dir"):
         run(sst2_dir, out, "--max_steps", "3")
     with pytest.raises(RunError, match=r"--resume: settings differ .* --hidden_size: 16 -> 32"):
         run(sst2_dir, out, "--max_steps", "3", "--resume", "--hidden_size", "32")

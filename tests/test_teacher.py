@@ -207,6 +207,22 @@ def test_teacher_finetunes_saves_and_reloads(tiny_en, sst2_dir, tmp_path):
         np.testing.assert_array_equal(v.numpy(), best[k].numpy())
 
 
+def test_to_static_fine_tuning_equals_eager(tiny_en, sst2_dir, tmp_path):
+    """teacher.py --to_static compiles the model with paddle.jit.to_static: the same
+    losses, dev scores and weights as eager."""
+    static = _run_teacher(tmp_path / "static", tiny_en[1], "sst-2", sst2_dir, "--max_steps", "6",
+                          "--to_static")
+    eager = _run_teacher(tmp_path / "eager", tiny_en[1], "sst-2", sst2_dir, "--max_steps", "6")
+    assert static["dev"] == eager["dev"]
+    losses = [[r["loss"] for r in map(json.loads, open(d / "t" / "metrics.jsonl"))]
+              for d in (tmp_path / "static", tmp_path / "eager")]
+    assert losses[0] == losses[1]
+    a = paddle.load(str(tmp_path / "static" / "t" / "model_state.pdparams"))
+    b = paddle.load(str(tmp_path / "eager" / "t" / "model_state.pdparams"))
+    for k in a:
+        np.testing.assert_array_equal(a[k].numpy(), b[k].numpy())
+
+
 def test_teacher_chinese_path(chnsenticorp_dir, tiny_zh_backbone, tmp_path):
     results = _run_teacher(tmp_path, tiny_zh_backbone, "chnsenticorp", chnsenticorp_dir)
     assert results["task"] == "chnsenticorp" and results["train_examples"] > 0

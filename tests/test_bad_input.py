@@ -1,0 +1,380 @@
+"""Bad input, as a table: each case feeds one bad thing (a data, vocabulary, word-vector,
+teacher, cache or run file, a flag, a predict input) and checks that the message names the
+culprit (file and line, or flag) and what was expected. README.md lists every case."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, sentiment_examples, write_lines
+
+SMALL = ["--emb_dim", "16", "--hidden_size", "16", "--fc_size", "16", "--batch_size", "32",
+         "--max_steps", "2", "--device", "cpu", "--num_threads", "1"]
+
+
+class Ctx:
+    """Per-case scratch space with good inputs to spoil."""
+
+    def __init__(self, tmp_path, student, teacher, backbone):
+        self.tmp, self.student, self.teacher, self.backbone = tmp_path, student, teacher, backbone
+
+    def path(self, name: str) -> str:
+        return str(self.tmp / name)
+
+    def data(self, train_lines: list[str] | None = None, name: str = "sst2") -> str:
+        d = self.tmp / name
+        d.mkdir(exist_ok=True)
+        good = [f"{s}\t{l}" for s, l in sentiment_examples(40, 0)]
+        write_lines(d / "train.tsv", ["sentence\tlabel"] + (train_lines if train_lines is not None else good))
+        write_lines(d / "dev.tsv", ["sentence\tlabel"] + [f"{s}\t{l}" for s, l in sentiment_examples(10, 1)])
+        return str(d)
+
+    def small(self, *extra: str, data_dir: str | None = None, out: str = "run"):
+        import small
+
+        return small.main(["--task_name", "sst-2", "--data_dir", data_dir or self.data(),
+                           "--output_dir", self.path(out), *SMALL, *extra])
+
+    def distill(self, *extra: str, teacher: str | None = None, out: str = "d"):
+        import bert_distill
+
+        return bert_distill.main(["--task_name", "sst-2", "--data_dir", self.data(),
+                                  "--teacher_path", teacher or str(self.teacher),
+                                  "--output_dir", self.path(out), "--cache_dir", self.path("cache"),
+                                  "--n_iter", "1", "--p_pos", "0", *SMALL, *extra])
+
+    def vectors(self, text: str | bytes, name: str = "vec.txt") -> str:
+        path = self.path(name)
+        with open(path, "wb") as f:
+            f.write(text.encode("utf-8") if isinstance(text, str) else text)
+        return path
+
+    def predict(self, model: str, lines: bytes, *extra: str):
+        from predict import main
+
+        path = self.path("in.txt")
+        with open(path, "wb") as f:
+            f.write(lines)
+        return main([model, "--input", path, "--output", self.path("out.jsonl"), "--strict",
+                     *extra])
+
+    def export(self, name: str = "exp") -> str:
+        """A copy of the tiny student's export, to spoil."""
+        dst = self.path(name)
+        shutil.copytree(self.student["export"], dst)
+        return dst
+
+    def teacher_copy(self) -> str:
+        dst = self.path("teacher")
+        shutil.copytree(self.teacher, dst)
+        return dst
+
+
+def _w2v_bin(ctx: Ctx, header: bytes, vectors: list[tuple[str, np.ndarray]], cut: int = 0) -> str:
+    body = header + b"".join(w.encode() + b" " + v.astype(np.float32).tobytes() + b"\n"
+                             for w, v in vectors)
+    return ctx.vectors(body[:len(body) - cut], "vec.bin")
+
+
+def _load_teacher(path: str, num_labels: int | None = 2, model_name: str | None = None):
+    from teacher import load_teacher
+
+    return load_teacher(path, num_labels, model_name)
+
+
+def _corrupt_cache(ctx: Ctx, pattern: str, damage) -> None:
+    """A finished distillation, then one cache file damaged, then the same run again."""
+    ctx.distill()
+    [path] = list((ctx.tmp / "cache").glob(pattern))
+    damage(str(path))
+    ctx.distill("--overwrite_output_dir")
+
+
+def _labelled_in_chunks(ctx: Ctx) -> None:
+    """Labelling killed after its first chunk, the chunk then damaged, the run again."""
+    import bert_distill
+
+    real = bert_distill.teacher_logits
+    calls = []
+
+    def stop_after_one(*a, **kw):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*a, **kw)
+
+    bert_distill.teacher_logits = stop_after_one
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ctx.distill("--label_chunk_size", "20")
+    finally:
+        bert_distill.teacher_logits = real
+    [chunk] = list((ctx.tmp / "cache").glob("logits-*/chunk-00000.npy"))
+    chunk.write_bytes(b"\x93NUMPY garbage")
+    ctx.distill("--label_chunk_size", "20", "--overwrite_output_dir")
+
+
+def _disk_full(ctx: Ctx) -> None:
+    """The disk fills up after the checkpoint of step 1, while step 2's are written."""
+    import errno
+
+    import trainer
+
+    real, saved = trainer.atomic_save, []
+
+    def fills_up(obj, path):
+        if saved:
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        saved.append(path)
+        real(obj, path)
+
+    trainer.atomic_save = fills_up
+    try:
+        ctx.small("--save_steps", "1")
+    finally:
+        trainer.atomic_save = real
+
+
+def _torn_metrics(ctx: Ctx) -> None:
+    ctx.small()
+    with open(ctx.path("run/metrics.jsonl"), "a") as f:
+        f.write("{oops\n{\"step\": 1}\n")
+    ctx.small("--resume")
+
+
+def _unwritable(ctx: Ctx) -> None:
+    open(ctx.path("taken"), "w").close()
+    ctx.small(out="taken/run")
+
+
+# (id, what is bad, the action, a regex the message must match). Messages name the file
+# and line, or the flag, and say what was expected.
+CASES = [
+    # data files
+    ("data-missing", "data: the split's file is missing",
+     lambda c: c.small(data_dir=str(c.tmp)), r"train\.tsv: file not found"),
+    ("data-header", "data: wrong header",
+     lambda c: c.small(data_dir=_header(c)), r"train\.tsv:1: header is \['text', 'label'\], expected \['sentence', 'label'\]"),
+    ("data-columns", "data: a line with too many columns",
+     lambda c: c.small(data_dir=c.data(["good film\t1", "a bad film\t0\textra"])), r"train\.tsv:3: 3 tab-separated columns, expected 2"),
+    ("data-label-range", "data: label out of range",
+     lambda c: c.small(data_dir=c.data(["good film\t1", "a film\t7"])), r"train\.tsv:3: label 7 is out of range \(expected 0\.\.1\)"),
+    ("data-label-text", "data: label is not an integer",
+     lambda c: c.small(data_dir=c.data(["good film\t1", "a film\tpositive"])), r"train\.tsv:3: label 'positive' is not an integer"),
+    ("data-encoding", "data: a line that is not UTF-8",
+     lambda c: c.small(data_dir=_latin1(c)), r"train\.tsv:2: not UTF-8 text"),
+    ("data-empty", "data: header and no examples",
+     lambda c: c.small(data_dir=c.data([])), r"train\.tsv: no examples after the header"),
+    ("data-empty-text", "data: an empty text",
+     lambda c: c.small(data_dir=c.data(["good film\t1", " \t0"])), r"train\.tsv:3: empty text in column 1 \('sentence'\)"),
+    ("data-dir-flag", "data: --data_dir is not a directory",
+     lambda c: c.small(data_dir=c.path("nowhere")), r"--data_dir: .*nowhere is not a directory"),
+    # vocabulary files
+    ("vocab-missing", "vocab: --vocab_path does not exist",
+     lambda c: c.small("--vocab_path", c.path("nope.txt")), r"--vocab_path: .*nope\.txt: file not found"),
+    ("vocab-empty", "vocab: --vocab_path is empty",
+     lambda c: c.small("--vocab_path", c.vectors("\n\n", "words.txt")), r"--vocab_path .*words\.txt: no words in file"),
+    ("vocab-encoding", "vocab: --vocab_path is not UTF-8",
+     lambda c: c.small("--vocab_path", c.vectors(b"good\n\xe9t\xe9\n", "words.txt")), r"--vocab_path .*words\.txt: not UTF-8"),
+    ("vocab-no-overlap", "vocab: no word of --vocab_path occurs in the data",
+     lambda c: c.small("--vocab_path", c.vectors("zebra\nquark\n", "words.txt")), r"--vocab_path .*words\.txt: none of its 2 words occurs in the training data"),
+    ("vocab-saved", "vocab: an export's vocab.txt is damaged",
+     lambda c: c.predict(_spoil(c.export(), "vocab.txt", b"good\nbad\n"), b"a film\n"), r"exp/vocab\.txt: vocabulary must start with"),
+    # word vectors
+    ("vectors-missing", "vectors: --embedding_path does not exist",
+     lambda c: c.small("--embedding_path", c.path("nope.txt")), r"--embedding_path: .*nope\.txt: file not found"),
+    ("vectors-dims", "vectors: a text line with the wrong number of values",
+     lambda c: c.small("--embedding_path", c.vectors("good 1 2 3\nbad 1 2\n")), r"vec\.txt:2: 2 values, expected 3"),
+    ("vectors-number", "vectors: a non-numeric value",
+     lambda c: c.small("--embedding_path", c.vectors("good 1 2 x\n")), r"vec\.txt:1: vector of 'good' has a non-numeric value"),
+    ("vectors-no-vectors", "vectors: a file with no vectors",
+     lambda c: c.small("--embedding_path", c.vectors("\n")), r"vec\.txt: no vectors in file"),
+    ("vectors-binary-as-text", "vectors: a binary file not named .bin",
+     lambda c: c.small("--embedding_path", c.vectors(b"2 3\ngood \xff\xfe\x00\x01\n")), r"vec\.txt:2: not UTF-8 text .*must end in \.bin"),
+    ("vectors-binary-header", "vectors: binary word2vec without its 'count dim' line",
+     lambda c: c.small("--embedding_path", _w2v_bin(c, b"", [("good", np.ones(3))])), r"vec\.bin: binary word2vec must start with a 'count dim' line"),
+    ("vectors-binary-truncated", "vectors: binary word2vec cut short",
+     lambda c: c.small("--embedding_path", _w2v_bin(c, b"2 3\n", [("good", np.ones(3)), ("bad", np.ones(3))], cut=6)), r"vec\.bin: file ends inside vector 2 of 2"),
+    ("vectors-dim-flag", "vectors: --emb_dim contradicts the file",
+     lambda c: c.small("--embedding_path", c.vectors("good 1 2 3\n")), r"--emb_dim 16 contradicts the 3-dimensional vectors"),
+    ("vectors-both", "vectors: --embedding_path and --embedding_name together",
+     lambda c: c.small("--embedding_path", c.vectors("good 1 2 3\n"), "--embedding_name", "w2v"), r"--embedding_path: give --embedding_path or --embedding_name, not both"),
+    # teachers
+    ("teacher-missing", "teacher: --teacher_path does not exist",
+     lambda c: c.distill(teacher=c.path("no/teacher")), r"--teacher_path: .*no/teacher: no such directory or file"),
+    ("teacher-backbone", "teacher: a backbone, not fine-tuned",
+     lambda c: _load_teacher(str(c.backbone)), r"backbone, not a fine-tuned teacher"),
+    ("teacher-labels", "teacher: wrong number of labels for the task",
+     lambda c: _load_teacher(str(c.teacher), 3), r"has 2 labels but the task has 3"),
+    ("teacher-hf-format", "teacher: a Hugging Face directory not yet converted",
+     lambda c: _load_teacher(_hf_dir(c)), r"missing model_state\.pdparams.*convert\.py"),
+    ("teacher-weights", "teacher: unreadable weights file",
+     lambda c: _load_teacher(_spoil(c.teacher_copy(), "model_state.pdparams", b"junk")), r"model_state\.pdparams: not a readable Paddle state file"),
+    ("teacher-bare-weights", "teacher: a bare .pdparams without --model_name",
+     lambda c: _load_teacher(os.path.join(str(c.teacher), "model_state.pdparams")), r"needs --model_name"),
+    ("convert-no-weights", "convert.py: a Hugging Face directory without weights",
+     lambda c: _convert_empty(c), r"missing model\.safetensors or pytorch_model\.bin"),
+    # caches and runs
+    ("cache-transfer", "cache: a damaged transfer-set file (rebuilt)",
+     lambda c: _corrupt_cache(c, "transfer-*.json", lambda p: _truncate(p)), r"transfer-\w+\.json: corrupt cache file .*rebuilding it"),
+    ("cache-logits", "cache: logits that do not match their record (relabelled)",
+     lambda c: _corrupt_cache(c, "logits-*/logits.npy", lambda p: np.save(p, np.zeros((3, 2), np.float32))), r"logits\.npy: does not match .*meta\.json; labelling again"),
+    ("cache-chunk", "cache: a damaged logits chunk of an interrupted labelling (relabelled)",
+     _labelled_in_chunks, r"chunk-00000\.npy: corrupt chunk; labelling it again"),
+    ("run-checkpoint", "run: --resume from a damaged last.ckpt",
+     lambda c: (c.small(), _spoil(c.path("run"), "last.ckpt", b"junk"), c.small("--resume")), r"run/last\.ckpt: not a readable checkpoint"),
+    ("run-settings", "run: --resume with different settings",
+     lambda c: (c.small("--max_steps", "1"), c.small("--resume", "--hidden_size", "32")), r"--resume: settings differ .*--hidden_size: 16 -> 32"),
+    ("run-exists", "run: --output_dir holds a finished run",
+     lambda c: (c.small("--max_steps", "1"), c.small()), r"/run already holds a finished run .*pass --overwrite_output_dir"),
+    ("run-metrics", "run: --resume with a damaged metrics.jsonl",
+     _torn_metrics, r"run/metrics\.jsonl:\d+: not a JSON record"),
+    ("run-unwritable", "run: --output_dir cannot be created",
+     _unwritable, r"--output_dir .*taken/run: cannot create it"),
+    ("run-disk-full", "run: the disk fills up while a checkpoint is written",
+     _disk_full, r"run/(best|last)\.ckpt: cannot write the checkpoint \(No space left on device\); the previous one is intact"),
+    ("run-baseline", "run: --baseline_dir is not a finished small.py run",
+     lambda c: c.distill("--baseline_dir", str(c.tmp)), r"--baseline_dir .*: no results\.json"),
+    # flags
+    ("flag-probability", "flags: a probability outside [0, 1]",
+     lambda c: c.distill("--p_mask", "1.5"), r"--p_mask: must be in \[0, 1\]"),
+    ("flag-probabilities", "flags: --p_mask + --p_pos above 1",
+     lambda c: c.distill("--p_mask", "0.6", "--p_pos", "0.6"), r"--p_pos: p_mask \+ p_pos must be <= 1"),
+    ("flag-temperature", "flags: --temperature without --kd_loss soft_ce",
+     lambda c: c.distill("--temperature", "2"), r"--temperature: only --kd_loss soft_ce uses a temperature"),
+    ("flag-task", "flags: unknown --task_name",
+     lambda c: c.small("--task_name", "imdb"), r"--task_name: invalid choice: 'imdb'"),
+    ("flag-batch", "flags: --batch_size 0",
+     lambda c: c.small("--batch_size", "0"), r"--batch_size: must be >= 1"),
+    # predict inputs (--strict: otherwise each bad line is reported and the rest predicted)
+    ("predict-empty-line", "predict: an empty line",
+     lambda c: c.predict(c.student["export"], b"a good film\n\n"), r"in\.txt line 2: empty line"),
+    ("predict-encoding", "predict: a line that is not UTF-8",
+     lambda c: c.predict(c.student["export"], b"a good film\n\xe9t\xe9\n"), r"in\.txt line 2: not UTF-8"),
+    ("predict-pair", "predict: a pair task line without its tab",
+     lambda c: c.predict(c.student["pair_run"], b"one sentence only\n"), r"in\.txt line 1: expected 2 non-empty tab-separated text\(s\), got 1"),
+    ("predict-model", "predict: a folder that is neither an export nor a run",
+     lambda c: c.predict(str(c.tmp), b"a film\n"), r"neither an export \(export\.json\) nor a run directory \(best\.ckpt\)"),
+    ("predict-export-info", "predict: a damaged export.json",
+     lambda c: c.predict(_spoil(c.export(), "export.json", b"{"), b"a film\n"), r"exp/export\.json: not an export\.json written by export\.py"),
+    ("predict-incomplete", "predict: an export missing model.onnx",
+     lambda c: c.predict(_remove(c.export(), "model.onnx"), b"a film\n", "--backend", "onnxruntime"), r"incomplete export, model\.onnx missing"),
+    ("predict-input", "predict: --input does not exist",
+     lambda c: __import__("predict").main([c.student["export"], "--input", c.path("nope.txt")]), r"--input .*nope\.txt: file not found"),
+]
+
+
+def _header(c: Ctx) -> str:
+    d = c.data()
+    lines = open(os.path.join(d, "train.tsv"), encoding="utf-8").read().splitlines()
+    write_lines(os.path.join(d, "train.tsv"), ["text\tlabel"] + lines[1:])
+    return d
+
+
+def _latin1(c: Ctx) -> str:
+    d = c.data()
+    with open(os.path.join(d, "train.tsv"), "wb") as f:
+        f.write(b"sentence\tlabel\nun film \xe9mouvant\t1\n")
+    return d
+
+
+def _spoil(folder: str, name: str, content: bytes) -> str:
+    with open(os.path.join(folder, name), "wb") as f:
+        f.write(content)
+    return folder
+
+
+def _remove(folder: str, name: str) -> str:
+    os.remove(os.path.join(folder, name))
+    return folder
+
+
+def _truncate(path: str) -> None:
+    data = open(path, "rb").read()
+    with open(path, "wb") as f:
+        f.write(data[: len(data) // 2])
+
+
+def _hf_dir(c: Ctx) -> str:
+    from conftest import EN_WORDS, SPECIALS, write_hf_bert
+
+    write_hf_bert(c.path("hf"), SPECIALS + EN_WORDS)
+    return c.path("hf")
+
+
+def _convert_empty(c: Ctx):
+    from convert import convert_hf
+
+    os.makedirs(c.path("src"))
+    with open(c.path("src/config.json"), "w") as f:
+        json.dump({"model_type": "bert"}, f)
+    return convert_hf(c.path("src"), c.path("dst"))
+
+
+@pytest.fixture(scope="module")
+def student(tmp_path_factory, mrpc_rows):
+    """A tiny trained student (single sentence, exported) and a tiny pair run."""
+    import small
+    from export import export_student
+
+    root = tmp_path_factory.mktemp("bad_input_student")
+    d = root / "sst2"
+    d.mkdir()
+    write_lines(d / "train.tsv", ["sentence\tlabel"] + [f"{s}\t{l}" for s, l in sentiment_examples(40, 0)])
+    write_lines(d / "dev.tsv", ["sentence\tlabel"] + [f"{s}\t{l}" for s, l in sentiment_examples(10, 1)])
+    small.main(["--task_name", "sst-2", "--data_dir", str(d), "--output_dir", str(root / "run"), *SMALL])
+    export_student(str(root / "run"), str(root / "export"))
+    small.main(["--task_name", "mrpc", "--data_dir", mrpc_rows, "--output_dir", str(root / "pair"), *SMALL])
+    return {"export": str(root / "export"), "pair_run": str(root / "pair")}
+
+
+@pytest.fixture(scope="module")
+def mrpc_rows(tmp_path_factory):
+    from conftest import MRPC_HEADER, pair_examples
+
+    d = tmp_path_factory.mktemp("bad_input_mrpc")
+    for split, n in (("train", 40), ("dev", 10)):
+        rows = [f"{l}\t{i}\t{i + 1}\t{a}\t{b}" for i, (a, b, l) in enumerate(pair_examples(n, 0))]
+        write_lines(d / f"{split}.tsv", [MRPC_HEADER] + rows)
+    return str(d)
+
+
+def message_of(action, ctx: Ctx, capsys) -> str:
+    """The error message the user sees: the exception's, argparse's usage error, or (for
+    damaged caches, which are rebuilt) the warnings in the run's train.log."""
+    try:
+        action(ctx)
+    except SystemExit as e:
+        return f"{e.code} {capsys.readouterr().err}"
+    except Exception as e:  # noqa: BLE001 - the message is what is checked
+        return f"{type(e).__name__}: {e}"
+    logs = [p.read_text() for p in ctx.tmp.glob("*/train.log")]
+    return "no error; log: " + "".join(l for log in logs for l in log.splitlines(True)
+                                       if " WARNING " in l)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_names_the_culprit(case, student, tiny_teacher, tiny_en, tmp_path, capsys):
+    _, _, action, expected = case
+    ctx = Ctx(tmp_path, student, tiny_teacher, tiny_en[1])
+    message = message_of(action, ctx, capsys)
+    assert message and __import__("re").search(expected, message), message
+
+
+def test_disk_full_keeps_the_previous_checkpoint(student, tiny_teacher, tiny_en, tmp_path):
+    import paddle
+
+    ctx = Ctx(tmp_path, student, tiny_teacher, tiny_en[1])
+    with pytest.raises(Exception):
+        _disk_full(ctx)
+    assert paddle.load(ctx.path("run/last.ckpt"))["state"]["step"] == 1
+
+
+def test_readme_lists_every_case():
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    missing = [what for _, what, _, _ in CASES if what not in readme]
+    assert len(CASES) >= 30 and not missing, missing
