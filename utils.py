@@ -57,6 +57,11 @@ def run_cli(main: Callable[[], Any], errors: tuple[type[Exception], ...]) -> Non
     read-only) end it with a one-line message instead of a traceback."""
     try:
         main()
+        if world_size() > 1:  # leave together, so that no process tears down a live group
+            import paddle.distributed as dist
+
+            dist.barrier()
+            dist.destroy_process_group()
     except errors as e:
         sys.exit(f"error: {e}")
     except OSError as e:

@@ -76,3 +76,18 @@ def test_distill_and_labelling_two_processes_equal_one(tiny_teacher, mrpc_dir, t
     assert one.read_bytes() == two.read_bytes()
     assert not list(two.parent.glob("chunk-*"))
     assert_same_training(tmp_path / "one", tmp_path / "two")
+
+
+def test_teacher_fine_tunes_data_parallel(tiny_en, sst2_dir, tmp_path):
+    """teacher.py under the launcher: one run, written once, loadable as a teacher. (BERT's
+    dropout draws different masks per process, so no equality with one process here.)"""
+    from teacher import load_teacher
+
+    out = tmp_path / "teacher"
+    run("teacher.py", ["--task_name", "sst-2", "--data_dir", sst2_dir, "--model_name_or_path",
+                       str(tiny_en[1]), "--output_dir", str(out), "--max_epoch", "1",
+                       "--batch_size", "16", "--device", "cpu"], tmp_path, nproc=2)
+    results = json.loads((out / "results.json").read_text())
+    assert results["steps"] == -(-240 // 16) and 0 <= results["dev"]["acc"] <= 1
+    model, _ = load_teacher(str(out), 2)
+    assert model.num_labels == 2

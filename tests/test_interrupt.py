@@ -17,7 +17,7 @@ from conftest import ROOT
 
 # Where to kill, as the log announces it: data read (transfer set next), labelling started,
 # labelling under way, training started, training under way (checkpoints every 5 steps).
-STAGES = ["tokenized in", "teacher inputs:", "labelled chunk 2/", "training:", "step 20/"]
+STAGES = ["tokenized in", "teacher inputs:", "labelled chunk 2/", "training:", "step 100/"]
 
 
 def distill_command(tmp_path, teacher, data_dir) -> list[str]:
@@ -25,7 +25,7 @@ def distill_command(tmp_path, teacher, data_dir) -> list[str]:
             "--data_dir", data_dir, "--teacher_path", str(teacher), "--output_dir",
             str(tmp_path / "run"), "--cache_dir", str(tmp_path / "cache"), "--n_iter", "3",
             "--p_pos", "0", "--label_chunk_size", "100", "--emb_dim", "16", "--hidden_size",
-            "16", "--fc_size", "16", "--batch_size", "32", "--max_epoch", "3", "--save_steps",
+            "16", "--fc_size", "16", "--batch_size", "8", "--max_epoch", "3", "--save_steps",
             "5", "--logging_steps", "5", "--device", "cpu", "--num_threads", "1"]
 
 
@@ -99,8 +99,10 @@ def test_kill_every_stage_then_resume_gives_identical_results(seed, reference, t
     rng = np.random.default_rng(seed)
     killed = 0
     for marker in STAGES:
-        killed += kill_when(cmd, marker, float(rng.uniform(0, 0.4)))
+        killed += kill_when(cmd, marker, float(rng.uniform(0, 0.3)))
         assert_nothing_half_written(tmp_path / "run", tmp_path / "cache")
+        if (tmp_path / "run" / "results.json").exists():  # finished before the kill
+            break
     assert killed >= 3  # most kills land before the run ends
     if not (tmp_path / "run" / "results.json").exists():  # results.json is written last
         run_ok(cmd)
