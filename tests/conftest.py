@@ -51,12 +51,20 @@ def write_lines(path: str, lines: list[str], bom: bool = False) -> str:
     return path
 
 
+def write_sst2(d, n_train: int = 240, n_dev: int = 60, train_lines: list[str] | None = None):
+    """A tiny SST-2 folder (train and dev) of learnable sentences; `train_lines` replaces
+    the training examples."""
+    os.makedirs(d, exist_ok=True)
+    good = [f"{s} \t{l}" for s, l in sentiment_examples(n_train, 0)]
+    write_lines(os.path.join(d, "train.tsv"), ["sentence\tlabel"] + (good if train_lines is None else train_lines))
+    write_lines(os.path.join(d, "dev.tsv"), ["sentence\tlabel"] + [f"{s} \t{l}" for s, l in sentiment_examples(n_dev, 1)])
+    return str(d)
+
+
 @pytest.fixture
 def sst2_dir(tmp_path):
     d = tmp_path / "sst2"
-    d.mkdir()
-    write_lines(d / "train.tsv", ["sentence\tlabel"] + [f"{s} \t{l}" for s, l in sentiment_examples(240, 0)])
-    write_lines(d / "dev.tsv", ["sentence\tlabel"] + [f"{s} \t{l}" for s, l in sentiment_examples(60, 1)])
+    write_sst2(d)
     write_lines(d / "test.tsv", ["index\tsentence"] + [f"{i}\t{s}" for i, (s, _) in enumerate(sentiment_examples(10, 2))])
     return str(d)
 

@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import ROOT, sentiment_examples, write_lines
+from conftest import ROOT, write_lines, write_sst2
 
 SMALL = ["--emb_dim", "16", "--hidden_size", "16", "--fc_size", "16", "--batch_size", "32",
          "--max_steps", "2", "--device", "cpu", "--num_threads", "1"]
@@ -25,13 +25,8 @@ class Ctx:
     def path(self, name: str) -> str:
         return str(self.tmp / name)
 
-    def data(self, train_lines: list[str] | None = None, name: str = "sst2") -> str:
-        d = self.tmp / name
-        d.mkdir(exist_ok=True)
-        good = [f"{s}\t{l}" for s, l in sentiment_examples(40, 0)]
-        write_lines(d / "train.tsv", ["sentence\tlabel"] + (train_lines if train_lines is not None else good))
-        write_lines(d / "dev.tsv", ["sentence\tlabel"] + [f"{s}\t{l}" for s, l in sentiment_examples(10, 1)])
-        return str(d)
+    def data(self, train_lines: list[str] | None = None) -> str:
+        return write_sst2(self.tmp / "sst2", 40, 10, train_lines)
 
     def small(self, *extra: str, data_dir: str | None = None, out: str = "run"):
         import small
@@ -322,11 +317,8 @@ def student(tmp_path_factory, mrpc_rows):
     from export import export_student
 
     root = tmp_path_factory.mktemp("bad_input_student")
-    d = root / "sst2"
-    d.mkdir()
-    write_lines(d / "train.tsv", ["sentence\tlabel"] + [f"{s}\t{l}" for s, l in sentiment_examples(40, 0)])
-    write_lines(d / "dev.tsv", ["sentence\tlabel"] + [f"{s}\t{l}" for s, l in sentiment_examples(10, 1)])
-    small.main(["--task_name", "sst-2", "--data_dir", str(d), "--output_dir", str(root / "run"), *SMALL])
+    d = write_sst2(root / "sst2", 40, 10)
+    small.main(["--task_name", "sst-2", "--data_dir", d, "--output_dir", str(root / "run"), *SMALL])
     export_student(str(root / "run"), str(root / "export"))
     small.main(["--task_name", "mrpc", "--data_dir", mrpc_rows, "--output_dir", str(root / "pair"), *SMALL])
     return {"export": str(root / "export"), "pair_run": str(root / "pair")}

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, write_sst2
 
 # Where to kill, as the log announces it: data read (transfer set next), labelling started,
 # labelling under way, training started, training under way (checkpoints every 5 steps).
@@ -78,16 +78,10 @@ def final_state(out) -> dict:
 def reference(tiny_teacher, tmp_path_factory):
     import shutil
 
-    from conftest import sentiment_examples, write_lines
-
     root = tmp_path_factory.mktemp("interrupt")
-    data = root / "sst2"
-    data.mkdir()
-    write_lines(data / "train.tsv", ["sentence\tlabel"] + [f"{s}\t{l}" for s, l in sentiment_examples(240, 0)])
-    write_lines(data / "dev.tsv", ["sentence\tlabel"] + [f"{s}\t{l}" for s, l in sentiment_examples(60, 1)])
-    subprocess.run(distill_command(root / "ref", tiny_teacher, str(data)), check=True,
-                   capture_output=True, timeout=300)
-    yield str(data), final_state(root / "ref" / "run")
+    data = write_sst2(root / "sst2")
+    run_ok(distill_command(root / "ref", tiny_teacher, data))
+    yield data, final_state(root / "ref" / "run")
     shutil.rmtree(root, ignore_errors=True)
 
 
