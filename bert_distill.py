@@ -290,6 +290,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
                      "seconds": seconds}
     if k.baseline_dir:
         results_extra["baseline"] = baseline_gain(k.baseline_dir, cfg)
+
     def report_gain(results: dict) -> None:
         base, metric = results["baseline"], task.metrics[0]
         base["gain"] = results["dev"][metric] - base["dev"][metric]

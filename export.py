@@ -13,7 +13,6 @@ import argparse
 import logging
 import os
 import shutil
-import sys
 import tempfile
 
 from data import TASKS, Vocab
@@ -21,7 +20,7 @@ from inference import ONNX_FILE, export_static, export_student_onnx
 from model import BiLSTMStudent, StudentConfig
 from teacher import INPUTS, TeacherError, load_teacher, save_pretrained
 from trainer import BEST, RunError, load_checkpoint
-from utils import atomic_write_json
+from utils import atomic_write_json, run_cli
 
 logger = logging.getLogger(__name__)
 
@@ -98,15 +97,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="teacher only: word pieces kept per input")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        info = export_atomically(args.src, args.dst, args.max_seq_length)
-    except (RunError, TeacherError) as e:
-        sys.exit(f"error: {e}")
-    except OSError as e:
-        sys.exit(f"error: {args.dst}: cannot write the export ({e.strerror}); an earlier "
-                 f"export there is left as it was")
+    info = export_atomically(args.src, args.dst, args.max_seq_length)
     logger.info("exported %s %s -> %s", info["kind"], args.src, args.dst)
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, (RunError, TeacherError))

@@ -239,16 +239,6 @@ def local_share(idx: np.ndarray) -> tuple[np.ndarray, float]:
     return part, len(part) * world / len(idx)
 
 
-def _sum_over_ranks(x: float) -> float:
-    if world_size() == 1:
-        return x
-    import paddle.distributed as dist
-
-    t = paddle.to_tensor([x], dtype="float64")
-    dist.all_reduce(t)
-    return float(t.numpy()[0])
-
-
 def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: TrainArgs, *,
         epoch_batches: Callable[[int], list[np.ndarray]], collate: Callable[[np.ndarray], Batch],
         dev_batches: Sequence[Batch], forward: Forward, loss_fn: LossFn,
@@ -335,8 +325,7 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
             if step % train.logging_steps == 0 or step == n_steps:
                 elapsed = time.perf_counter() - window_start
                 record = {"step": step, "epoch": round(step / steps_per_epoch, 4), "split": "train",
-                          "loss": (_sum_over_ranks(state["window_loss"]) /
-                                   state["window_examples"]),
+                          "loss": sum(all_gather(state["window_loss"])) / state["window_examples"],
                           "examples_per_s": state["window_examples"] / elapsed,
                           "lr": float(optimizer.get_lr())}
                 if is_main():

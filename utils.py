@@ -60,7 +60,7 @@ def run_cli(main: Callable[[], Any], errors: tuple[type[Exception], ...]) -> Non
         if world_size() > 1:  # leave together, so that no process tears down a live group
             import paddle.distributed as dist
 
-            dist.barrier()
+            barrier()
             dist.destroy_process_group()
     except errors as e:
         sys.exit(f"error: {e}")
