@@ -107,6 +107,9 @@ class TrainArgs:
     max_epoch: int = flag(10, "training epochs")
     max_steps: int | None = flag(None, "stop after N steps (overrides --max_epoch)")
     eval_steps: int | None = flag(None, "evaluate on dev every N steps (default: every epoch)")
+    early_stopping_patience: int | None = flag(
+        None, "stop after N evaluations in a row without a better dev score (default: train "
+        "all epochs)")
     save_steps: int | None = flag(None, "also save the last checkpoint every N steps",
                                   runtime=True)
     logging_steps: int = flag(100, "log training loss and speed every N steps", runtime=True)
@@ -132,7 +135,8 @@ class TrainArgs:
                f"only --optimizer adamw decays weights (got --optimizer {self.optimizer})")
         for name in ("batch_size", "eval_batch_size", "max_epoch", "logging_steps"):
             _check(getattr(self, name) >= 1, name, "must be >= 1")
-        for name in ("max_steps", "eval_steps", "save_steps", "num_threads"):
+        for name in ("max_steps", "eval_steps", "save_steps", "num_threads",
+                     "early_stopping_patience"):
             v = getattr(self, name)
             _check(v is None or v >= 1, name, "must be >= 1")
         _check(not (self.resume and self.overwrite_output_dir), "resume",
@@ -146,6 +150,13 @@ class TrainArgs:
 
             _check(paddle.device.is_compiled_with_cuda(), "device",
                    "gpu requested but this Paddle is a CPU build (install paddlepaddle-gpu)")
+
+
+# teacher.py saves to, and bert_distill.py looks in, <TEACHER_ROOT>/<task_name>.
+TEACHER_ROOT = "pretrained_models"
+# BERT fine-tuning as usual: AdamW with linear warm-up and decay, batch 32, 3 epochs.
+TEACHER_DEFAULTS = {"optimizer": "adamw", "lr_schedule": "linear", "weight_decay": 0.01,
+                    "batch_size": 32, "eval_batch_size": 128, "max_epoch": 3}
 
 
 @dataclass
@@ -164,6 +175,29 @@ class TeacherArgs:
 
 
 @dataclass
+class AugmentArgs:
+    """The transfer set's knobs (Tang et al. 2019, Sec. 3.3), used as they are by augment.py.
+    Their names and order are part of the transfer set's cache key."""
+
+    n_iter: int | None = flag(None, "augmented samples per training example (default: 20, "
+                              "10 for pair tasks, as Tang et al.)")
+    p_mask: float = flag(0.1, "probability of replacing a word with [MASK] (Tang et al.: 0.1)")
+    p_pos: float = flag(0.1, "probability of replacing a word with one of the same part of "
+                        "speech (Tang et al.: 0.1; English needs spaCy, see requirements.txt)")
+    p_ng: float = flag(0.25, "probability of keeping only a random n-gram (Tang et al.: 0.25)")
+    max_ng: int = flag(5, "longest n-gram kept (n ~ U{1..max_ng}; Tang et al.: 5)")
+    p_sent: float = flag(0.0, "probability of keeping one random sentence of a "
+                         "multi-sentence text (useful for long reviews)")
+
+    def __post_init__(self):
+        _check(self.n_iter is None or self.n_iter >= 0, "n_iter", "must be >= 0")
+        _check(self.max_ng >= 1, "max_ng", "must be >= 1")
+        for name in ("p_mask", "p_pos", "p_ng", "p_sent"):
+            _check(0.0 <= getattr(self, name) <= 1.0, name, "must be in [0, 1]")
+        _check(self.p_mask + self.p_pos <= 1.0, "p_pos", "p_mask + p_pos must be <= 1")
+
+
+@dataclass
 class DistillArgs:
     teacher_path: str | None = flag(
         None, "fine-tuned teacher: a save_pretrained directory, or PaddleNLP's "
@@ -177,17 +211,8 @@ class DistillArgs:
                                  "an interrupted labelling resumes from and data-parallel "
                                  "ranks share", runtime=True)
     label_precision: str = flag("fp32", "teacher labelling precision on CPU: fp32, or bf16 "
-                                "(faster on CPUs with avx512_bf16; logits differ by ~1e-2)",
-                                choices=["fp32", "bf16"])
-    n_iter: int | None = flag(None, "augmented samples per training example (default: 20, "
-                              "10 for pair tasks, as Tang et al.)")
-    p_mask: float = flag(0.1, "probability of replacing a word with [MASK]")
-    p_pos: float = flag(0.1, "probability of replacing a word with one of the same part of "
-                        "speech (English needs spaCy, see requirements.txt)")
-    p_ng: float = flag(0.25, "probability of keeping only a random n-gram")
-    max_ng: int = flag(5, "longest n-gram kept (n ~ U{1..max_ng})")
-    p_sent: float = flag(0.0, "probability of keeping one random sentence of a "
-                         "multi-sentence text (useful for long reviews)")
+                                "(faster on short inputs on CPUs with avx512_bf16; logits "
+                                "differ by ~1e-2)", choices=["fp32", "bf16"])
     kd_loss: str = flag("mse", "distillation loss on the teacher's logits: mse (Tang et al.) "
                         "or soft_ce (Hinton et al., with --temperature)",
                         choices=["mse", "soft_ce"])
@@ -205,12 +230,9 @@ class DistillArgs:
         p = self.teacher_path
         _check(p is None or os.path.exists(p) or os.path.sep not in p, "teacher_path",
                f"{p}: no such directory or file")
-        for name in ("teacher_max_seq_length", "teacher_batch_size", "label_chunk_size", "max_ng"):
+        for name in ("teacher_max_seq_length", "teacher_batch_size", "label_chunk_size"):
             _check(getattr(self, name) >= 1, name, "must be >= 1")
-        _check(self.n_iter is None or self.n_iter >= 0, "n_iter", "must be >= 0")
-        for name in ("p_mask", "p_pos", "p_ng", "p_sent", "alpha"):
-            _check(0.0 <= getattr(self, name) <= 1.0, name, "must be in [0, 1]")
-        _check(self.p_mask + self.p_pos <= 1.0, "p_pos", "p_mask + p_pos must be <= 1")
+        _check(0.0 <= self.alpha <= 1.0, "alpha", "must be in [0, 1]")
         _check(self.temperature > 0, "temperature", "must be > 0")
         _check(self.kd_loss == "soft_ce" or self.temperature == 1.0, "temperature",
                "only --kd_loss soft_ce uses a temperature")
@@ -229,13 +251,14 @@ class Config:
     student: StudentArgs | None = None
     teacher: TeacherArgs | None = None
     distill: DistillArgs | None = None
+    augment: AugmentArgs | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
 GROUPS = {"data": DataArgs, "student": StudentArgs, "teacher": TeacherArgs,
-          "distill": DistillArgs, "train": TrainArgs}
+          "distill": DistillArgs, "augment": AugmentArgs, "train": TrainArgs}
 
 
 def _flag_type(tp) -> type:

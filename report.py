@@ -1,6 +1,6 @@
 """Compares finished runs (teacher.py, small.py, bert_distill.py) in one markdown table and
-one picture, from what the runs wrote: results.json, metrics.jsonl, their settings and
-weights, plus CPU throughput from bench/inference.py's --json output when given.
+one picture, from what the runs wrote, plus CPU throughput from bench/inference.py's --json
+output when given.
 
     python report.py pretrained_models/sst-2 output/small/sst-2 output/bert_distill/sst-2 \
         --inference output/inference.json --out report/sst-2
@@ -10,173 +10,23 @@ writes report/sst-2/report.md and report/sst-2/report.png.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
-from dataclasses import dataclass
+from typing import Sequence
 
-from trainer import CONFIG, METRICS, MODEL_STATE, RESULTS, TEACHER_CONFIG
-from utils import atomic_write_text, read_jsonl
-KINDS = {"teacher": "BERT teacher", "small": "BiLSTM (small.py)",
-         "bert_distill": "distilled BiLSTM (bert_distill.py)"}
+from compare import report
+from utils import run_cli
 
 
-class ReportError(ValueError):
-    pass
-
-
-@dataclass
-class Run:
-    path: str
-    kind: str  # teacher, small or bert_distill
-    name: str
-    results: dict
-    config: dict
-    curve: list[dict]  # dev records of metrics.jsonl
-    size_mb: float | None
-
-
-def load_run(path: str) -> Run:
-    """A finished run: its results, settings, dev curve and size on disk."""
-    results_path = os.path.join(path, RESULTS)
-    if not os.path.isfile(results_path):
-        raise ReportError(f"{path}: no {RESULTS} (not a finished run)")
-    with open(results_path, encoding="utf-8") as f:
-        results = json.load(f)
-    config_path = next((os.path.join(path, c) for c in (TEACHER_CONFIG, CONFIG)
-                        if os.path.isfile(os.path.join(path, c))), None)
-    config = {}
-    if config_path:
-        with open(config_path, encoding="utf-8") as f:
-            config = json.load(f)
-    kind = config.get("script")
-    if kind not in KINDS:
-        raise ReportError(f"{path}: no run settings ({CONFIG} or {TEACHER_CONFIG} naming "
-                          f"one of {', '.join(KINDS)})")
-    name = KINDS[kind]
-    if kind == "teacher":
-        name = f"teacher ({os.path.basename(os.path.normpath(config['teacher']['model_name_or_path']))})"
-    weights = os.path.join(path, MODEL_STATE)
-    size = os.path.getsize(weights) / 1e6 if os.path.isfile(weights) else None
-    curve = [r for r in read_jsonl(os.path.join(path, METRICS)) if r.get("split") == "dev"]
-    return Run(path, kind, name, results, config, curve, size)
-
-
-def speed_by_source(inference: dict | None) -> dict[str, dict]:
-    """Per run directory measured by bench/inference.py: its fastest batch-32 throughput
-    (and on which path), and its best batch-1 p50 latency."""
-    out: dict[str, dict] = {}
-    for row in (inference or {}).get("rows", []):
-        src = row.get("source")
-        if not src:
-            continue
-        procs = row.get("ex_per_s_processes") or 0.0
-        speed, path = max((row["ex_per_s"]["32"], row["path"]),
-                          (procs, f"{row['path']}, {inference.get('processes', 'several')} processes"))
-        best = out.setdefault(src, {"ex_per_s": 0.0, "path": "", "p50_ms": float("inf")})
-        if speed > best["ex_per_s"]:
-            best["ex_per_s"], best["path"] = speed, path
-        best["p50_ms"] = min(best["p50_ms"], row["p50_ms"])
-    return out
-
-
-def markdown_table(runs: list[Run], inference: dict | None) -> str:
-    metrics = [m for m in ("acc", "f1") if all(m in r.results["dev"] for r in runs)]
-    speed = speed_by_source(inference)
-    head = ["model", *[f"dev {m}" for m in metrics], "parameters", "MB on disk"]
-    if speed:
-        head += ["CPU ex/s (batch 32)", "batch-1 p50 ms"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in runs:
-        cells = [r.name, *[f"{r.results['dev'][m]:.4f}" for m in metrics],
-                 f"{r.results.get('num_params', 0):,}",
-                 f"{r.size_mb:.1f}" if r.size_mb is not None else "-"]
-        if speed:
-            row = speed.get(os.path.abspath(r.path))
-            cells += [f"{row['ex_per_s']:,.0f} ({row['path']})", f"{row['p50_ms']:.2f}"] \
-                if row else ["-", "-"]
-        lines.append("| " + " | ".join(cells) + " |")
-    if inference:
-        lines.append("")
-        lines.append(f"Throughput: {inference.get('setting', 'bench/inference.py')}; each "
-                     f"model on its fastest path.")
-    return "\n".join(lines) + "\n"
-
-
-def plot(runs: list[Run], path: str, title: str) -> None:
-    """Left: dev score of each model. Right: dev score per epoch of each run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    metric = "acc"
-    colors = {"teacher": "#4c72b0", "small": "#dd8452", "bert_distill": "#55a868"}
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2),
-                                   gridspec_kw={"width_ratios": [1, 1.4]})
-    names = [f"{r.name}\n{r.results.get('num_params', 0) / 1e6:.1f}M params" for r in runs]
-    scores = [r.results["dev"][metric] for r in runs]
-    bars = ax1.barh(range(len(runs)), scores, color=[colors[r.kind] for r in runs])
-    ax1.set_yticks(range(len(runs)), names, fontsize=8)
-    ax1.invert_yaxis()
-    low = min(scores)
-    ax1.set_xlim(max(0.0, low - 0.1), min(1.0, max(scores) + 0.04))
-    for b, s in zip(bars, scores):
-        ax1.text(s + 0.003, b.get_y() + b.get_height() / 2, f"{s:.3f}", va="center", fontsize=9)
-    ax1.set_xlabel(f"dev {metric} (best checkpoint)")
-    ax1.set_title("dev accuracy per model")
-    for r in runs:
-        if r.curve:
-            ax2.plot([c["epoch"] for c in r.curve], [c[metric] for c in r.curve], marker=".",
-                     color=colors[r.kind], label=r.name)
-    ax2.set_xlabel("epoch (of each run's own training set)")
-    ax2.set_ylabel(f"dev {metric}")
-    ax2.set_title("learning curves")
-    ax2.grid(alpha=0.3)
-    ax2.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3,
-               frameon=False)
-    fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-
-
-def report(run_dirs: list[str], out: str, inference_path: str | None = None) -> str:
-    """Writes out/report.md and out/report.png; returns the markdown."""
-    runs = [load_run(p) for p in run_dirs]
-    tasks = {r.results.get("task") for r in runs}
-    if len(tasks) != 1:
-        raise ReportError(f"runs of different tasks: {sorted(map(str, tasks))}")
-    inference = None
-    if inference_path:
-        if not os.path.isfile(inference_path):
-            raise ReportError(f"--inference {inference_path}: file not found")
-        with open(inference_path, encoding="utf-8") as f:
-            inference = json.load(f)
-    task = tasks.pop()
-    md = f"### {task}: dev scores, size and speed\n\n" + markdown_table(runs, inference)
-    os.makedirs(out, exist_ok=True)
-    plot(runs, os.path.join(out, "report.png"), f"{task}: teacher, BiLSTM baseline and "
-                                                 f"distilled BiLSTM")
-    md += f"\n![{task} report](report.png)\n"
-    atomic_write_text(os.path.join(out, "report.md"), md)
-    return md
-
-
-def main(argv: list[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> str:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", help="run directories (teacher, small, distilled)")
     p.add_argument("--inference", help="bench/inference.py --json output, for throughput")
     p.add_argument("--out", default="report", help="folder for report.md and report.png")
     args = p.parse_args(argv)
-    try:
-        print(report(args.runs, args.out, args.inference))
-    except ReportError as e:
-        sys.exit(f"error: {e}")
+    md = report(args.runs, args.out, args.inference)
+    print(md)
+    return md
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

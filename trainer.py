@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import sys
 import time
 from typing import Callable, Sequence
@@ -25,26 +26,15 @@ import paddle
 import paddle.nn.functional as F
 
 from args import TrainArgs, runtime_fields
+from losses import Batch, LossFn
+from runs import BEST, CONFIG, LAST, METRICS, RESULTS, RUN_FILES, VISUALDL_DIR, RunError
 from utils import (all_gather, append_jsonl, atomic_save, atomic_write_json, atomic_write_text,
                    barrier, classification_metrics, format_seconds, is_main, rank, read_jsonl,
                    set_seed, setup_device, setup_logging, world_size)
 
 logger = logging.getLogger(__name__)
 
-LAST, BEST = "last.ckpt", "best.ckpt"
-CONFIG, METRICS, RESULTS = "config.json", "metrics.jsonl", "results.json"
-# A teacher's output_dir is also a save_pretrained model whose config.json is the model's.
-TEACHER_CONFIG = "run_config.json"
-MODEL_STATE = "model_state.pdparams"  # the best weights alone, as every run leaves them
-RUN_FILES = (LAST, BEST, METRICS, RESULTS, MODEL_STATE)
-
-Batch = dict  # name -> np.ndarray (collated) or paddle.Tensor (on device)
 Forward = Callable[[paddle.nn.Layer, Batch], paddle.Tensor]
-LossFn = Callable[[paddle.Tensor, Batch], paddle.Tensor]
-
-
-class RunError(RuntimeError):
-    """The output directory cannot be used as asked; the message says why and what to do."""
 
 
 def check_output_dir(config: dict, train: TrainArgs, config_file: str = CONFIG) -> bool:
@@ -114,6 +104,7 @@ def start_run(config: dict, train: TrainArgs, config_file: str = CONFIG) -> None
             p = os.path.join(train.output_dir, f)
             if os.path.exists(p):
                 os.remove(p)
+        shutil.rmtree(os.path.join(train.output_dir, VISUALDL_DIR), ignore_errors=True)
     atomic_write_json(os.path.join(train.output_dir, config_file), config)
     barrier()
 
@@ -146,10 +137,6 @@ def build_optimizer(train: TrainArgs, model: paddle.nn.Layer, n_steps: int):
 
 def total_steps(train: TrainArgs, steps_per_epoch: int) -> int:
     return train.max_steps or steps_per_epoch * train.max_epoch
-
-
-def cross_entropy(logits: paddle.Tensor, batch: Batch) -> paddle.Tensor:
-    return F.cross_entropy(logits, batch["labels"])
 
 
 def to_tensors(batch: Batch) -> Batch:
@@ -216,13 +203,37 @@ class Progress:
             self.bar.set_postfix(loss=f"{loss:.4f}", ex_s=f"{ex_per_s:,.0f}", refresh=False)
 
     def write(self, msg: str) -> None:
-        if self.bar is not None:
-            self.bar.write(msg)
-        logger.info(msg)
+        logger.info(msg)  # on a terminal the log handler prints above the bar, once
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class MetricsLog:
+    """Training and dev records, appended to metrics.jsonl (one JSON object per line, for
+    any plotting tool) and written as VisualDL scalars under visualdl/ (`visualdl --logdir
+    OUTPUT_DIR/visualdl`). Main process only."""
+
+    def __init__(self, out: str):
+        self.path = os.path.join(out, METRICS)
+        self.writer = None
+        if is_main():
+            from visualdl import LogWriter
+
+            self.writer = LogWriter(logdir=os.path.join(out, VISUALDL_DIR))
+
+    def add(self, record: dict) -> None:
+        if not is_main():
+            return
+        append_jsonl(self.path, record)
+        for k, v in record.items():
+            if k not in ("step", "epoch", "split") and isinstance(v, (int, float)):
+                self.writer.add_scalar(f"{record['split']}/{k}", v, record["step"])
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
 def local_share(idx: np.ndarray) -> tuple[np.ndarray, float]:
@@ -249,7 +260,9 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
     the first metric) and last.ckpt; appends to metrics.jsonl; writes results.json.
 
     `epoch_batches(e)` gives the example indices of each batch of epoch e (deterministic in
-    e); `collate(indices)` turns them into a named batch of arrays. `finish(results)` runs
+    e); `collate(indices)` turns them into a named batch of arrays. With
+    --early_stopping_patience N, training stops after N evaluations in a row without a
+    better dev score (results.json says where). `finish(results)` runs
     on the main process before results.json is written (it may save the final model or add
     to the results), so that results.json, the mark of a finished run, is the last file.
     """
@@ -261,7 +274,7 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
     n_steps = total_steps(train, steps_per_epoch)
     main_metric = metric_names[0]
     state = {"step": 0, "epoch": 0, "batch": 0, "best_step": None, "best": None, "last": None,
-             "train_seconds": 0.0, "examples": 0,
+             "train_seconds": 0.0, "examples": 0, "stale_evals": 0, "stopped_early": False,
              # train loss summed since the last log line, checkpointed so that a resumed
              # run logs the same losses as an uninterrupted one
              "window_loss": 0.0, "window_examples": 0}
@@ -271,7 +284,8 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
         optimizer.set_state_dict(ckpt["optimizer"])
         if scheduler is not None:
             scheduler.set_state_dict(ckpt["scheduler"])
-        state = {"window_loss": 0.0, "window_examples": 0, **ckpt["state"]}
+        state = {"window_loss": 0.0, "window_examples": 0, "stale_evals": 0,
+                 "stopped_early": False, **ckpt["state"]}
         if is_main():  # records written after that checkpoint will be written again: drop them
             try:
                 kept = [r for r in read_jsonl(metrics_path) if r["step"] <= state["step"]]
@@ -287,10 +301,11 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
                 n_steps, steps_per_epoch, train.batch_size,
                 f"{train.eval_steps} steps" if train.eval_steps else "epoch")
     progress = Progress(n_steps, state["step"])
+    log = MetricsLog(out)
     model.train()
     window_start = time.perf_counter()
     sec_per_step = None
-    while state["step"] < n_steps:
+    while state["step"] < n_steps and not state["stopped_early"]:
         batches = epoch_batches(state["epoch"])
         for b in range(state["batch"], len(batches)):
             t0 = time.perf_counter()
@@ -328,8 +343,7 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
                           "loss": sum(all_gather(state["window_loss"])) / state["window_examples"],
                           "examples_per_s": state["window_examples"] / elapsed,
                           "lr": float(optimizer.get_lr())}
-                if is_main():
-                    append_jsonl(metrics_path, record)
+                log.add(record)
                 progress.write(f"step {step}/{n_steps} epoch {record['epoch']:.2f} "
                                f"loss {record['loss']:.4f} | {record['examples_per_s']:,.0f} ex/s"
                                f" | ETA {format_seconds(sec_per_step * (n_steps - step))}")
@@ -341,12 +355,18 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
                 metrics = evaluate(model, dev_batches, forward, metric_names)
                 record = {"step": step, "epoch": round(step / steps_per_epoch, 4), "split": "dev",
                           **metrics}
-                if is_main():
-                    append_jsonl(metrics_path, record)
+                log.add(record)
                 state["last"] = record
                 improved = state["best"] is None or metrics[main_metric] > state["best"][main_metric]
                 if improved:
-                    state["best"], state["best_step"] = record, step
+                    state["best"], state["best_step"], state["stale_evals"] = record, step, 0
+                else:
+                    state["stale_evals"] += 1
+                patience = train.early_stopping_patience
+                if patience and state["stale_evals"] >= patience and step < n_steps:
+                    state["stopped_early"] = True
+                    progress.write(f"early stopping: {patience} evaluations without a better "
+                                   f"dev {main_metric}")
                 progress.write("dev " + " ".join(f"{k} {v:.4f}" for k, v in metrics.items()) +
                                (" (best)" if improved else f" (best {main_metric} "
                                 f"{state['best'][main_metric]:.4f} at step {state['best_step']})"))
@@ -356,12 +376,14 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
                 window_start = time.perf_counter()  # evaluation time is not training speed
             elif train.save_steps and step % train.save_steps == 0:
                 _save(os.path.join(out, LAST), model, optimizer, scheduler, state, extra)
-            if step >= n_steps:
+            if step >= n_steps or state["stopped_early"]:
                 break
     progress.close()
+    log.close()
     results = {"best_step": state["best_step"], "best_epoch": state["best"]["epoch"],
                "dev": {k: v for k, v in state["best"].items() if k not in ("step", "epoch", "split")},
-               "last_dev": state["last"], "steps": state["step"],
+               "last_dev": state["last"], "steps": state["step"], "planned_steps": n_steps,
+               "stopped_early": state["stopped_early"],
                "train_seconds": round(state["train_seconds"], 2),
                "train_examples_per_s": round(state["examples"] / max(1e-9, state["train_seconds"]), 1),
                **(results_extra or {})}

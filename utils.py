@@ -1,7 +1,9 @@
-"""Small shared helpers: seeding, device, data-parallel ranks, atomic file writes, logging,
-metrics."""
+"""Small shared helpers: the one error path of every script, seeding, device, data-parallel
+ranks, atomic file writes, content hashes, logging, metrics. Paddle is imported only by the
+functions that need it, so scripts that only read files start fast."""
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -14,6 +16,11 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class UserError(ValueError):
+    """Bad input or an unusable file: the message names the file, line or flag and what was
+    expected. Every script ends on one with a one-line message, not a traceback."""
 
 
 def set_seed(seed: int) -> None:
@@ -52,9 +59,9 @@ def setup_device(device: str, num_threads: int | None = None) -> None:
         paddle.base.core.set_num_threads(threads)
 
 
-def run_cli(main: Callable[[], Any], errors: tuple[type[Exception], ...]) -> None:
-    """Runs a script's main; the expected errors (bad input, and disks that are full or
-    read-only) end it with a one-line message instead of a traceback."""
+def run_cli(main: Callable[[], Any]) -> None:
+    """Runs a script's main: the one way every script exits with an error. Bad input
+    (UserError) and disks that are full or read-only end it with a one-line message."""
     try:
         main()
         if world_size() > 1:  # leave together, so that no process tears down a live group
@@ -62,7 +69,7 @@ def run_cli(main: Callable[[], Any], errors: tuple[type[Exception], ...]) -> Non
 
             barrier()
             dist.destroy_process_group()
-    except errors as e:
+    except UserError as e:
         sys.exit(f"error: {e}")
     except OSError as e:
         where = f"{e.filename}: " if e.filename else ""
@@ -115,10 +122,24 @@ def all_gather(obj: Any) -> list:
     return out
 
 
+class _TqdmHandler(logging.StreamHandler):
+    """On a terminal, log lines go through tqdm.write so that they print once, above a
+    progress bar, instead of tearing it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:
+            self.handleError(record)
+
+
 def setup_logging(log_file: str | None = None) -> None:
     """INFO to stderr and, when given, appended to `log_file` for background runs (by the
     main process only: other ranks log warnings to stderr)."""
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    handlers: list[logging.Handler] = [
+        _TqdmHandler(sys.stderr) if sys.stderr.isatty() else logging.StreamHandler(sys.stderr)]
     if not is_main():
         logging.basicConfig(level=logging.WARNING, handlers=handlers, force=True,
                             format=f"%(asctime)s rank {rank()} %(levelname)s %(name)s: %(message)s")
@@ -134,9 +155,10 @@ def setup_logging(log_file: str | None = None) -> None:
 # --------------------------------------------------------------- atomic writes
 
 
-def _atomic(path: str, write) -> None:
-    """Writes through a temporary file in the same folder, fsyncs, then renames over `path`:
-    readers see the old file or the new one, never half of one."""
+def atomic_write(path: str, write: Callable[[str], Any]) -> None:
+    """`write(tmp)` writes a temporary file in the same folder, which is fsynced and renamed
+    over `path`: readers see the old file or the new one, never half of one. Every file the
+    project writes whole goes through here."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
@@ -160,7 +182,7 @@ def atomic_write_text(path: str, text: str) -> None:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
 
-    _atomic(path, write)
+    atomic_write(path, write)
 
 
 def atomic_write_json(path: str, obj: Any) -> None:
@@ -171,7 +193,7 @@ def atomic_save(obj: Any, path: str) -> None:
     """paddle.save, atomically."""
     import paddle
 
-    _atomic(path, lambda tmp: paddle.save(obj, tmp))
+    atomic_write(path, lambda tmp: paddle.save(obj, tmp))
 
 
 def atomic_save_npy(path: str, arr) -> None:
@@ -179,7 +201,83 @@ def atomic_save_npy(path: str, arr) -> None:
         with open(tmp, "wb") as f:
             np.save(f, arr)
 
-    _atomic(path, write)
+    atomic_write(path, write)
+
+
+def write_files_into(out: str, write: Callable[[str], Any], last: str) -> None:
+    """`write(tmp)` writes files into a scratch folder inside `out`; each is then moved into
+    `out`, `last` (the file whose presence marks the set complete) after the others."""
+    import shutil
+
+    os.makedirs(out, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=out, prefix=".save_")
+    try:
+        write(tmp)
+        for f in sorted(os.listdir(tmp), key=lambda f: (f == last, f)):
+            os.replace(os.path.join(tmp, f), os.path.join(out, f))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def replace_folder(dst: str, write: Callable[[str], T]) -> T:
+    """`write(tmp)` fills a scratch folder beside `dst`, which is then swapped in whole: an
+    interrupted write never leaves half a folder under `dst`, and an earlier one stays
+    whole until the new one is complete."""
+    import shutil
+
+    parent, name = os.path.split(os.path.abspath(dst))
+    os.makedirs(parent, exist_ok=True)
+    for f in os.listdir(parent):  # what a killed write left behind
+        if f.startswith(f".{name}.") and os.path.isdir(os.path.join(parent, f)):
+            shutil.rmtree(os.path.join(parent, f))
+    tmp = tempfile.mkdtemp(dir=parent, prefix=f".{name}.")
+    try:
+        out = write(tmp)
+        if os.path.exists(dst):
+            old = tmp + ".old"
+            os.rename(dst, old)
+            os.rename(tmp, dst)
+            shutil.rmtree(old)
+        else:
+            os.rename(tmp, dst)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+# ---------------------------------------------------------- content-hashed caches
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def content_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def read_verified_json(path: str) -> Any | None:
+    """A cache file {"sha256": ..., "payload": ...} whose payload matches its hash, else None
+    (a corrupt or foreign file is reported and rebuilt, never used)."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            obj = json.load(f)
+        if obj["sha256"] == content_hash(obj["payload"]):
+            return obj["payload"]
+    except (ValueError, KeyError, TypeError):
+        pass
+    logger.warning("%s: corrupt cache file (content hash mismatch); rebuilding it", path)
+    return None
+
+
+def write_verified_json(path: str, payload: Any) -> None:
+    atomic_write_json(path, {"sha256": content_hash(payload), "payload": payload})
 
 
 def read_jsonl(path: str) -> list[dict]:

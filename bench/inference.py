@@ -31,13 +31,11 @@ import numpy as np
 import paddle
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from data import TASKS, Vocab, load_split, tokenize  # noqa: E402
-from export import student_inputs  # noqa: E402
-from inference import OnnxPredictor, Predictor, export_static, export_student_onnx  # noqa: E402
-from model import BiLSTMStudent, StudentConfig  # noqa: E402
-from predict import collate_student  # noqa: E402
-from teacher import INPUTS, collate_teacher, encode_for_teacher, load_teacher  # noqa: E402
-from trainer import BEST, load_checkpoint  # noqa: E402
+from data import TASKS, load_split  # noqa: E402
+from engines import OnnxPredictor, Predictor, eager_runner, export_static  # noqa: E402
+from model import BiLSTMStudent  # noqa: E402
+from student import collate_ids, export_student_onnx, load_student, student_inputs  # noqa: E402
+from teachers import INPUTS, collate_teacher, encode_for_teacher, load_teacher  # noqa: E402
 from utils import atomic_write_json, count_parameters  # noqa: E402
 
 BATCH_SIZES = (1, 32, 256)
@@ -98,13 +96,6 @@ def parallel_throughput(spec: tuple, batches: list[dict], n: int, seconds: float
     for p in procs:
         p.join()
     return float(sum(rates))
-
-
-def eager(model, names):
-    def run(batch):
-        with paddle.no_grad():
-            return model(*[paddle.to_tensor(batch[k]) for k in names]).numpy()
-    return run
 
 
 def student_breakdown(model: BiLSTMStudent, batches: list[dict], repeat: int = 20) -> dict:
@@ -168,14 +159,9 @@ def main() -> None:
     dev = load_split(task, "dev", args.data_dir)[: args.n]
     bf16 = paddle.base.core.supports_bfloat16()
 
-    ckpt = load_checkpoint(os.path.join(args.student, BEST))
-    config = StudentConfig(**ckpt["model_config"])
-    student = BiLSTMStudent(config)
-    student.set_state_dict(ckpt["model"])
-    student.eval()
-    vocab = Vocab(ckpt["vocab"])
-    ids = [{"ids": [vocab.encode(w) for w in ex]}
-           for ex in tokenize(dev, task.language, ckpt["config"]["data"]["max_seq_length"])]
+    loaded = load_student(args.student)
+    student, config = loaded.model, loaded.model.config
+    ids = [loaded.encode(e.texts) for e in dev]
     teacher, tok = load_teacher(args.teacher, task.num_labels)
     enc = encode_for_teacher(tok, [e.texts for e in dev], 128)
     # (name, run directory, model, inputs, kind, precisions of its exported path)
@@ -196,7 +182,7 @@ def main() -> None:
         """Length-sorted batches of the dev texts, as each model reads them."""
         if kind == "student":
             order = np.argsort([max(len(x) for x in it["ids"]) for it in ids], kind="stable")
-            return [collate_student([ids[i] for i in order[j:j + bs]])
+            return [collate_ids([ids[i] for i in order[j:j + bs]])
                     for j in range(0, len(ids), bs)]
         order = np.argsort(enc.lengths(), kind="stable")
         return [collate_teacher(enc, order[j:j + bs], tok.pad_token_id)
@@ -219,7 +205,7 @@ def main() -> None:
                 paddle2onnx.export(prefix + ".json", prefix + ".pdiparams", onnx_file,
                                    opset_version=14)
             specs.append(("onnxruntime", ("onnxruntime", onnx_file, None)))
-            paths = [("eager", eager(model, list(inputs)), None)] + \
+            paths = [("eager", eager_runner(model, list(inputs)), None)] + \
                 [(path, make_runner(spec, args.num_threads), spec) for path, spec in specs]
             for path, run, spec in paths:
                 speed = {str(bs): throughput(run, batches_of(kind, bs), len(dev), args.min_seconds)

@@ -30,8 +30,8 @@ import paddle
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from data import TASKS, load_split  # noqa: E402
-from inference import Predictor, export_static  # noqa: E402
-from teacher import (INPUTS, collate_teacher, eager_runner, encode_for_teacher,  # noqa: E402
+from engines import Predictor, export_static  # noqa: E402
+from teachers import (INPUTS, collate_teacher, eager_runner, encode_for_teacher,  # noqa: E402
                      load_teacher, teacher_logits)
 
 

@@ -28,8 +28,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from args import TrainArgs  # noqa: E402
 from data import TASKS, Encoded, build_vocab, collate, encode, load_split, make_batches, tokenize  # noqa: E402
 from model import BiLSTMStudent, StudentConfig  # noqa: E402
-from small import student_forward  # noqa: E402
-from trainer import build_optimizer, cross_entropy, fit  # noqa: E402
+from losses import cross_entropy  # noqa: E402
+from student import student_forward  # noqa: E402
+from trainer import build_optimizer, fit  # noqa: E402
 
 
 @dataclass

@@ -171,7 +171,7 @@ def write_hf_bert(path, vocab: list[str], seed: int = 0, hidden: int = 16, layer
 @pytest.fixture(scope="session")
 def tiny_en(tmp_path_factory):
     """(HF source dir, converted Paddle backbone dir, HF weights, config)."""
-    from convert import convert_hf
+    from teachers import convert_hf
 
     root = tmp_path_factory.mktemp("tiny_en")
     w, config = write_hf_bert(root / "hf", SPECIALS + EN_WORDS)
@@ -183,7 +183,7 @@ def _teacher_on(backbone: str, out: str) -> str:
     """A save_pretrained teacher (random classifier head) built on a tiny backbone."""
     import paddle
     from paddlenlp.transformers import AutoModelForSequenceClassification, AutoTokenizer
-    from teacher import save_pretrained
+    from teachers import save_pretrained
 
     paddle.seed(1)
     with paddle.utils.unique_name.guard():
@@ -203,7 +203,7 @@ def tiny_teacher(tiny_en, tmp_path_factory):
 def tiny_zh_backbone(tmp_path_factory):
     """A tiny random Chinese BERT (character vocabulary), converted: no Chinese BERT is
     available offline."""
-    from convert import convert_hf
+    from teachers import convert_hf
 
     root = tmp_path_factory.mktemp("tiny_zh")
     write_hf_bert(root / "hf", SPECIALS + ZH_CHARS, seed=3)

@@ -2,8 +2,15 @@
 import numpy as np
 import pytest
 
-from data import (MASK, AugmentConfig, DataError, augment_example, build_transfer_set,
-                  mask_and_replace, pos_tags, pos_vocabulary, sample_ngram, sentence_spans)
+from args import AugmentArgs
+from augment import (augment_example, build_transfer_set, mask_and_replace, pos_tags,
+                     pos_vocabulary, sample_ngram, sentence_spans)
+from data import MASK, DataError
+
+
+def AugmentConfig(**kw) -> AugmentArgs:
+    """The knobs with the paper's n_iter for single sentences unless given."""
+    return AugmentArgs(**{"n_iter": 20, **kw})
 
 WORDS = "the movie was not very good but the actors were great".split()
 TAGS = ["DT", "NN", "VBD", "RB", "RB", "JJ", "CC", "DT", "NNS", "VBD", "JJ"]

@@ -76,7 +76,7 @@ def _w2v_bin(ctx: Ctx, header: bytes, vectors: list[tuple[str, np.ndarray]], cut
 
 
 def _load_teacher(path: str, num_labels: int | None = 2, model_name: str | None = None):
-    from teacher import load_teacher
+    from teachers import load_teacher
 
     return load_teacher(path, num_labels, model_name)
 
@@ -91,9 +91,9 @@ def _corrupt_cache(ctx: Ctx, pattern: str, damage) -> None:
 
 def _labelled_in_chunks(ctx: Ctx) -> None:
     """Labelling killed after its first chunk, the chunk then damaged, the run again."""
-    import bert_distill
+    import teachers
 
-    real = bert_distill.teacher_logits
+    real = teachers.teacher_logits
     calls = []
 
     def stop_after_one(*a, **kw):
@@ -102,12 +102,12 @@ def _labelled_in_chunks(ctx: Ctx) -> None:
         calls.append(1)
         return real(*a, **kw)
 
-    bert_distill.teacher_logits = stop_after_one
+    teachers.teacher_logits = stop_after_one
     try:
         with pytest.raises(KeyboardInterrupt):
             ctx.distill("--label_chunk_size", "20")
     finally:
-        bert_distill.teacher_logits = real
+        teachers.teacher_logits = real
     [chunk] = list((ctx.tmp / "cache").glob("logits-*/chunk-00000.npy"))
     chunk.write_bytes(b"\x93NUMPY garbage")
     ctx.distill("--label_chunk_size", "20", "--overwrite_output_dir")
@@ -253,7 +253,9 @@ CASES = [
     ("predict-pair", "predict: a pair task line without its tab",
      lambda c: c.predict(c.student["pair_run"], b"one sentence only\n"), r"in\.txt line 1: expected 2 non-empty tab-separated text\(s\), got 1"),
     ("predict-model", "predict: a folder that is neither an export nor a run",
-     lambda c: c.predict(str(c.tmp), b"a film\n"), r"neither an export \(export\.json\) nor a run directory \(best\.ckpt\)"),
+     lambda c: c.predict(str(c.tmp), b"a film\n"), r"neither an export \(export\.json\), a student run \(config\.json and best\.ckpt\) nor a teacher"),
+    ("predict-teacher-dir", "predict: a teacher directory instead of its export",
+     lambda c: c.predict(str(c.teacher), b"a film\n"), r"a teacher directory; export it first \(python export\.py"),
     ("predict-export-info", "predict: a damaged export.json",
      lambda c: c.predict(_spoil(c.export(), "export.json", b"{"), b"a film\n"), r"exp/export\.json: not an export\.json written by export\.py"),
     ("predict-incomplete", "predict: an export missing model.onnx",
@@ -302,7 +304,7 @@ def _hf_dir(c: Ctx) -> str:
 
 
 def _convert_empty(c: Ctx):
-    from convert import convert_hf
+    from teachers import convert_hf
 
     os.makedirs(c.path("src"))
     with open(c.path("src/config.json"), "w") as f:
@@ -314,12 +316,12 @@ def _convert_empty(c: Ctx):
 def student(tmp_path_factory, mrpc_rows):
     """A tiny trained student (single sentence, exported) and a tiny pair run."""
     import small
-    from export import export_student
+    from inference import export_model
 
     root = tmp_path_factory.mktemp("bad_input_student")
     d = write_sst2(root / "sst2", 40, 10)
     small.main(["--task_name", "sst-2", "--data_dir", d, "--output_dir", str(root / "run"), *SMALL])
-    export_student(str(root / "run"), str(root / "export"))
+    export_model(str(root / "run"), str(root / "export"))
     small.main(["--task_name", "mrpc", "--data_dir", mrpc_rows, "--output_dir", str(root / "pair"), *SMALL])
     return {"export": str(root / "export"), "pair_run": str(root / "pair")}
 
@@ -367,6 +369,6 @@ def test_disk_full_keeps_the_previous_checkpoint(student, tiny_teacher, tiny_en,
 
 
 def test_readme_lists_every_case():
-    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    readme = open(os.path.join(ROOT, "docs", "robustness.md"), encoding="utf-8").read()
     missing = [what for _, what, _, _ in CASES if what not in readme]
     assert len(CASES) >= 30 and not missing, missing

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from conftest import shared, write_lines
-from data import (MASK, PAD, TASKS, UNK, DataError, Vocab, build_vocab, collate, encode,
-                  load_embedding_matrix, load_split, make_batches, read_tsv, read_word2vec_binary,
-                  read_word2vec_text, read_word_list, tokenize, tokenize_en, tokenize_zh, Example)
+from data import (MASK, PAD, TASKS, UNK, DataError, Example, Vocab, build_vocab, collate, encode,
+                  load_split, make_batches, read_tsv, read_word_list, tokenize, tokenize_en,
+                  tokenize_zh)
+from vectors import load_embedding_matrix, read_word2vec_binary, read_word2vec_text
 
 
 # ----------------------------------------------------------------- readers

@@ -8,7 +8,8 @@ import paddle
 import pytest
 
 import bert_distill
-from bert_distill import distill_loss, mse, soft_ce
+import teachers
+from losses import distill_loss, mse, soft_ce
 
 
 def t(x):
@@ -78,7 +79,7 @@ def test_distill_end_to_end_and_cache_reuse(tiny_teacher, sst2_dir, tmp_path):
 
 def test_cached_logits_equal_eager_teacher_on_joined_text(tiny_teacher, sst2_dir, tmp_path):
     from data import MASK
-    from teacher import (eager_runner, encode_for_teacher, encode_words_for_teacher,
+    from teachers import (eager_runner, encode_for_teacher, encode_words_for_teacher,
                          load_teacher, teacher_logits)
 
     run_distill(tmp_path, tiny_teacher, sst2_dir, "--max_steps", "1")
@@ -110,12 +111,10 @@ def test_corrupt_caches_are_detected_and_rebuilt(tiny_teacher, sst2_dir, tmp_pat
 
 def test_interrupted_labelling_resumes_where_it_stopped(tiny_teacher, sst2_dir, tmp_path,
                                                         monkeypatch):
-    import teacher
-
     run_distill(tmp_path / "ref", tiny_teacher, sst2_dir, "--max_steps", "1")
     [ref_path] = logits_files(tmp_path / "ref" / "cache")
     calls, killed = [], []
-    real = teacher.teacher_logits
+    real = teachers.teacher_logits
 
     def flaky(run, data, *a, **kw):
         calls.append(len(data))
@@ -124,7 +123,7 @@ def test_interrupted_labelling_resumes_where_it_stopped(tiny_teacher, sst2_dir, 
             raise Killed  # stopped while labelling the third chunk
         return real(run, data, *a, **kw)
 
-    monkeypatch.setattr(bert_distill, "teacher_logits", flaky)
+    monkeypatch.setattr(teachers, "teacher_logits", flaky)
     with pytest.raises(Killed):
         run_distill(tmp_path, tiny_teacher, sst2_dir, "--max_steps", "1", "--label_chunk_size", "100")
     folder = next((tmp_path / "cache").glob("logits-*"))
@@ -164,7 +163,7 @@ def test_online_teacher_runs(tiny_teacher, sst2_dir, tmp_path):
 
 
 def test_bad_teacher_is_a_clear_error(tiny_en, sst2_dir, tmp_path):
-    from teacher import TeacherError
+    from teachers import TeacherError
 
     with pytest.raises(TeacherError, match="backbone, not a fine-tuned teacher"):
         run_distill(tmp_path, tiny_en[1], sst2_dir)
@@ -200,7 +199,7 @@ def test_distill_chinese_with_jieba_pos_and_sentence_sampling(tiny_zh_teacher, c
     """ChnSentiCorp end to end with a tiny random Chinese teacher: jieba words, jieba.posseg
     tags for POS-guided replacement, sentence sampling, and [MASK] as the teacher's mask."""
     from data import MASK
-    from teacher import encode_words_for_teacher, load_teacher
+    from teachers import encode_words_for_teacher, load_teacher
 
     results = run_distill(tmp_path, tiny_zh_teacher, chnsenticorp_dir, "--p_pos", "0.2",
                           "--p_sent", "0.5", task="chnsenticorp")

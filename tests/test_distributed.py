@@ -81,7 +81,7 @@ def test_distill_and_labelling_two_processes_equal_one(tiny_teacher, mrpc_dir, t
 def test_teacher_fine_tunes_data_parallel(tiny_en, sst2_dir, tmp_path):
     """teacher.py under the launcher: one run, written once, loadable as a teacher. (BERT's
     dropout draws different masks per process, so no equality with one process here.)"""
-    from teacher import load_teacher
+    from teachers import load_teacher
 
     out = tmp_path / "teacher"
     run("teacher.py", ["--task_name", "sst-2", "--data_dir", sst2_dir, "--model_name_or_path",

@@ -73,7 +73,8 @@ def test_pretrained_matrix_is_loaded_and_can_be_frozen():
 def test_onnx_export_equals_the_eager_model(pair, num_layers, tmp_path):
     """The hand-built ONNX graph (gate order, directions, layers, sequence lengths, pair
     features) computes exactly what the Paddle model does, padding included."""
-    from inference import OnnxPredictor, export_student_onnx
+    from engines import OnnxPredictor
+    from student import export_student_onnx
 
     m = _model(pair=pair, num_layers=num_layers)
     export_student_onnx(m, str(tmp_path / "m.onnx"))

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 import small
-from export import export_student, export_teacher
-from predict import LineError, predict
+from inference import LineError, export_model, predict
 
 TINY = ["--emb_dim", "16", "--hidden_size", "16", "--fc_size", "16", "--batch_size", "16",
         "--lr", "0.01", "--dropout", "0.1", "--device", "cpu", "--max_epoch", "6"]
@@ -32,7 +31,7 @@ def student_run_results(run_dir):
 
 
 def test_exported_student_predicts_like_the_eager_checkpoint(student_run, sst2_dir, tmp_path):
-    info = export_student(str(student_run), str(tmp_path / "exp"))
+    info = export_model(str(student_run), str(tmp_path / "exp"))
     assert info["kind"] == "student" and info["task"] == "sst-2"
     lines = [l.split(b"\t")[0] for l in open(f"{sst2_dir}/dev.tsv", "rb").read().splitlines()[1:]]
     eager = run_predict(student_run, lines, batch_size=60)
@@ -60,7 +59,7 @@ def test_bad_lines_are_reported_in_order_and_strict_stops(student_run, tmp_path)
 def test_pair_task_needs_two_fields(mrpc_dir, tmp_path):
     small.main(["--task_name", "mrpc", "--data_dir", mrpc_dir, "--output_dir", str(tmp_path / "m"),
                 *TINY])
-    export_student(str(tmp_path / "m"), str(tmp_path / "exp"))
+    export_model(str(tmp_path / "m"), str(tmp_path / "exp"))
     lines = [b"A good film.\tA great movie!", b"only one text", b"Dull plot.\tA very dull and boring story, really."]
     eager = run_predict(tmp_path / "m", lines)
     for backend in ("paddle", "onnxruntime"):
@@ -72,9 +71,9 @@ def test_pair_task_needs_two_fields(mrpc_dir, tmp_path):
 
 
 def test_onnxruntime_is_for_students_on_cpu(tiny_teacher, tmp_path):
-    from trainer import RunError
+    from runs import RunError
 
-    export_teacher(str(tiny_teacher), str(tmp_path / "t"), max_seq_length=32)
+    export_model(str(tiny_teacher), str(tmp_path / "t"), max_seq_length=32)
     with pytest.raises(RunError, match=r"--backend onnxruntime runs exported students"):
         run_predict(tmp_path / "t", [b"fine"], backend="onnxruntime")
 
@@ -82,9 +81,9 @@ def test_onnxruntime_is_for_students_on_cpu(tiny_teacher, tmp_path):
 def test_exported_teacher_predicts_like_eager(tiny_teacher, tmp_path):
     import paddle
 
-    from teacher import encode_for_teacher, load_teacher, teacher_forward
+    from teachers import encode_for_teacher, load_teacher, teacher_forward
 
-    export_teacher(str(tiny_teacher), str(tmp_path / "t"), max_seq_length=32)
+    export_model(str(tiny_teacher), str(tmp_path / "t"), max_seq_length=32)
     texts = [b"the movie was great !", b"so bland and dull"]
     out = run_predict(tmp_path / "t", texts, num_threads=1)
     model, tok = load_teacher(str(tiny_teacher), 2)

@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from report import ReportError, report
+from compare import report
+from runs import RunError as ReportError
 
 
 def write_run(path, script, dev, params, curve, weights_bytes=1000, config_name="config.json",

@@ -7,8 +7,9 @@ import paddle
 import pytest
 
 import small
+import student
 from data import DataError
-from trainer import RunError
+from runs import RunError
 from utils import read_jsonl
 
 TINY = ["--emb_dim", "16", "--hidden_size", "16", "--fc_size", "16", "--batch_size", "16",
@@ -22,7 +23,8 @@ def run(data_dir, out, *extra, task="sst-2"):
 
 
 def files(out):
-    return {f: open(os.path.join(out, f), "rb").read() for f in sorted(os.listdir(out))}
+    return {f: open(os.path.join(out, f), "rb").read() for f in sorted(os.listdir(out))
+            if os.path.isfile(os.path.join(out, f))}
 
 
 def test_single_sentence_run_learns_and_writes_its_files(sst2_dir, tmp_path):
@@ -39,6 +41,12 @@ def test_single_sentence_run_learns_and_writes_its_files(sst2_dir, tmp_path):
     assert [r["epoch"] for r in dev] == [1, 2, 3, 4, 5, 6]  # once per epoch
     assert max(r["acc"] for r in dev) == saved["dev"]["acc"]
     assert all("examples_per_s" in r for r in records if r["split"] == "train")
+    # The same scalars for VisualDL: the dev accuracy curve reads back equal.
+    from visualdl import LogReader
+
+    [vdl] = os.listdir(out / "visualdl")
+    curve = LogReader(file_path=str(out / "visualdl" / vdl)).get_data("scalar", "dev/acc")
+    assert [(c.id, round(c.value, 4)) for c in curve] == [(r["step"], round(r["acc"], 4)) for r in dev]
     config = json.load(open(out / "config.json"))
     assert config["student"]["hidden_size"] == 16 and config["data"]["task_name"] == "sst-2"
     best = paddle.load(str(out / "best.ckpt"))
@@ -72,7 +80,7 @@ def test_resume_after_interruption_gives_identical_results(sst2_dir, tmp_path, m
     full = run(sst2_dir, tmp_path / "full", *args)
 
     calls = {"n": 0}
-    real_collate = small.collate
+    real_collate = student.collate
 
     def interrupt_at_step_22(*a, **k):
         calls["n"] += 1
@@ -80,10 +88,10 @@ def test_resume_after_interruption_gives_identical_results(sst2_dir, tmp_path, m
             raise KeyboardInterrupt
         return real_collate(*a, **k)
 
-    monkeypatch.setattr(small, "collate", interrupt_at_step_22)
+    monkeypatch.setattr(student, "collate", interrupt_at_step_22)
     with pytest.raises(KeyboardInterrupt):
         run(sst2_dir, tmp_path / "cut", *args)
-    monkeypatch.setattr(small, "collate", real_collate)
+    monkeypatch.setattr(student, "collate", real_collate)
     assert not (tmp_path / "cut" / "results.json").exists()
     assert paddle.load(str(tmp_path / "cut" / "last.ckpt"))["state"]["step"] == 20
     resumed = run(sst2_dir, tmp_path / "cut", *args)  # the same command resumes

@@ -56,7 +56,7 @@ def numpy_bert(w: dict, config: dict, ids: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def _ids(tokenizer, texts):
-    from teacher import collate_teacher, encode_for_teacher
+    from teachers import collate_teacher, encode_for_teacher
 
     data = encode_for_teacher(tokenizer, [(t,) for t in texts], 32)
     return collate_teacher(data, np.arange(len(texts)))
@@ -88,7 +88,7 @@ def test_convert_real_minilm_matches_numpy(tmp_path):
     from safetensors.numpy import load_file
     from paddlenlp.transformers import AutoModel, AutoTokenizer
 
-    from convert import convert_hf, minilm_dir
+    from teachers import convert_hf, minilm_dir
 
     convert_hf("minilm", str(tmp_path / "minilm"))
     model = AutoModel.from_pretrained(str(tmp_path / "minilm"))
@@ -106,17 +106,19 @@ def test_convert_real_minilm_matches_numpy(tmp_path):
 
 
 def test_convert_errors(tmp_path):
-    from convert import convert_hf
+    from teachers import convert_hf
 
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "config.json").write_text("{}")
-    with pytest.raises(FileNotFoundError, match=r"src: missing model.safetensors or pytorch_model.bin"):
+    from teachers import TeacherError
+
+    with pytest.raises(TeacherError, match=r"src: missing model.safetensors or pytorch_model.bin"):
         convert_hf(str(tmp_path / "src"), str(tmp_path / "dst"))
     assert not (tmp_path / "dst").exists()
 
 
 def test_load_teacher_both_layouts_give_identical_logits(tiny_en, tiny_teacher, tmp_path):
-    from teacher import load_teacher, teacher_forward
+    from teachers import load_teacher, teacher_forward
 
     model, tok = load_teacher(str(tiny_teacher), 2)
     batch = _ids(tok, ["the movie was great !", "so bland"])
@@ -132,7 +134,7 @@ def test_load_teacher_both_layouts_give_identical_logits(tiny_en, tiny_teacher, 
 
 
 def test_load_teacher_errors(tiny_en, tiny_teacher, tmp_path):
-    from teacher import TeacherError, load_teacher
+    from teachers import TeacherError, load_teacher
 
     with pytest.raises(TeacherError, match=r"has 2 labels but the task has 3"):
         load_teacher(str(tiny_teacher), 3)
@@ -151,7 +153,7 @@ def test_load_teacher_errors(tiny_en, tiny_teacher, tmp_path):
 
 
 def test_word_encoder_matches_tokenizer_and_truncates_pairs(tiny_teacher):
-    from teacher import encode_for_teacher, encode_words_for_teacher, load_teacher
+    from teachers import encode_for_teacher, encode_words_for_teacher, load_teacher
 
     _, tok = load_teacher(str(tiny_teacher), 2)
     pairs = [(["the", "movie", "was", "great", "!"], ["not", "[MASK]", "boring", "unseenword"])]
@@ -165,8 +167,8 @@ def test_word_encoder_matches_tokenizer_and_truncates_pairs(tiny_teacher):
 
 
 def test_predictor_labels_equal_eager(tiny_teacher, tmp_path):
-    from inference import Predictor, export_static
-    from teacher import INPUTS, eager_runner, encode_for_teacher, load_teacher, teacher_logits
+    from engines import Predictor, export_static
+    from teachers import INPUTS, eager_runner, encode_for_teacher, load_teacher, teacher_logits
 
     model, tok = load_teacher(str(tiny_teacher), 2)
     texts = [(s,) for s in ["the movie was great !", "so bland", "a very dull and boring plot ever",
@@ -190,7 +192,7 @@ def _run_teacher(tmp_path, backbone, task, data_dir, *extra):
 
 
 def test_teacher_finetunes_saves_and_reloads(tiny_en, sst2_dir, tmp_path):
-    from teacher import load_teacher
+    from teachers import load_teacher
 
     results = _run_teacher(tmp_path, tiny_en[1], "sst-2", sst2_dir)
     out = tmp_path / "t"
@@ -237,10 +239,11 @@ def test_teacher_bad_backbone_flag(tmp_path, capsys):
 
 
 def test_minilm_sst2_teacher_loads():
-    from teacher import load_teacher
+    from teachers import load_teacher
 
     model, tok = load_teacher(str(shared("models", "minilm-sst2")), 2)
     batch = _ids(tok, ["a gripping , funny and moving film .", "a dull , lifeless mess ."])
     with paddle.no_grad():
         logits = model(paddle.to_tensor(batch["input_ids"])).numpy()
     assert logits.argmax(-1).tolist() == [1, 0]
+

@@ -1,0 +1,186 @@
+"""The whole job as stages with files between them: backbone -> teacher -> baseline ->
+distilled student -> export -> inference benchmark -> report, and the presets that set
+their flags. pipeline.py is its command line.
+
+Each stage runs the project's own script in a subprocess, with the command logged so it can
+be rerun by hand, and is skipped when its finished output exists; a stage that was cut off
+resumes from its last checkpoint (and labelling from its last saved chunk).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from data import TASKS, load_split
+from runs import LAST, MODEL_STATE, RESULTS, exists, read_json
+from utils import UserError, atomic_write_json, format_seconds, setup_logging
+
+logger = logging.getLogger("pipeline")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+GOOGLE_NEWS = "w2v.google_news.target.word-word.dim300.en"
+GLOVE_50D = "glove.wiki2014-gigaword.target.word-word.dim50.en"  # GloVe 6B 50d
+
+
+@dataclass(frozen=True)
+class Preset:
+    backbone: dict[str, str]  # language -> backbone name (or "minilm": convert from PyPI)
+    embedding_name: dict[str, str]  # language -> paddlenlp TokenEmbedding name
+    teacher_args: Callable[[int], list[str]]  # training-set size -> teacher.py flags
+    distill_args: list[str] = field(default_factory=list)
+    student_args: list[str] = field(default_factory=list)  # small.py and bert_distill.py
+    bench_args: list[str] = field(default_factory=list)
+
+
+PRESETS = {
+    # Tang et al.: bert-base teacher, n_iter 20 (10 for pairs), 300-d Google-News word2vec.
+    "paper": Preset({"en": "bert-base-uncased", "zh": "bert-base-chinese"},
+                    {"en": GOOGLE_NEWS},
+                    lambda n: ["--max_epoch", "3", "--lr", "2e-5"]),
+    # A 2-core CPU in a few hours: MiniLM-L6 (PyPI), 50-d GloVe. One epoch of MiniLM at lr
+    # 1e-4 reaches 0.89 on SST-2 (67k sentences), evaluated every 300 steps; small training
+    # sets such as MRPC (3.7k pairs) need a few epochs.
+    "cpu": Preset({"en": "minilm"}, {"en": GLOVE_50D},
+                  lambda n: ["--lr", "1e-4"] + (["--max_epoch", "1", "--eval_steps", "300"]
+                                                if n > 20000 else ["--max_epoch", "5"])),
+    # The cpu preset cut to about 15 minutes on 2 cores: 600 teacher steps, a transfer set of
+    # n_iter 4, students stopped early, a short benchmark without the bert-base teacher.
+    "quick": Preset({"en": "minilm"}, {"en": GLOVE_50D},
+                    lambda n: ["--lr", "1e-4"] + (["--max_steps", "600", "--eval_steps", "300"]
+                                                  if n > 20000 else ["--max_epoch", "3"]),
+                    distill_args=["--n_iter", "4"],
+                    student_args=["--max_epoch", "4", "--early_stopping_patience", "2"],
+                    bench_args=["--no_bert_base", "--min_seconds", "0.5"]),
+}
+
+
+class PipelineError(UserError):
+    pass
+
+
+def run_stage(name: str, cmd: list[str], log_dir: str) -> float:
+    """Runs one stage's command (output shown and kept in log_dir/<name>.log); returns its
+    wall time. A failing stage stops the pipeline with the stage's own error."""
+    logger.info("stage %s: %s", name, " ".join(shlex.quote(c) for c in cmd))
+    t0 = time.perf_counter()
+    with open(os.path.join(log_dir, f"{name}.log"), "a", encoding="utf-8") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                cwd=HERE, bufsize=1)
+        for line in proc.stdout:
+            log.write(line)
+            sys.stderr.write(line)
+        code = proc.wait()
+    seconds = time.perf_counter() - t0
+    if code != 0:
+        logger.error("stage %s failed (exit %d); see %s/%s.log", name, code, log_dir, name)
+        raise PipelineError(f"stage {name} failed (exit {code}); see {log_dir}/{name}.log. "
+                            f"Fix the cause and rerun: finished stages are skipped")
+    logger.info("stage %s done in %s", name, format_seconds(seconds))
+    return seconds
+
+
+def script(name: str, *args: str) -> list[str]:
+    return [sys.executable, os.path.join(HERE, name), *args]
+
+
+def training_stage(name: str, out: str, args: list[str]) -> list[str] | None:
+    """The command of a training stage, None when it already finished (results and the
+    saved best weights); --resume when an earlier attempt left a checkpoint."""
+    if exists(out, RESULTS, MODEL_STATE):
+        return None
+    return script(name, *args, "--output_dir", out, *(["--resume"] if exists(out, LAST) else []))
+
+
+def abs_or_name(path: str | None) -> str | None:
+    """A local path made absolute (stages run in the project folder); a model name as is."""
+    return os.path.abspath(path) if path and os.path.exists(path) else path
+
+
+def plan(args: argparse.Namespace, out: str) -> list[tuple[str, Callable[[], list[str] | None]]]:
+    """(stage, its command when it must run, None when its finished output exists); each
+    command is built when its stage is reached, since it may depend on what ran before."""
+    task, preset = TASKS[args.task_name], PRESETS[args.preset]
+    data = ["--task_name", task.name]
+    if args.data_dir:
+        data += ["--data_dir", os.path.abspath(args.data_dir)]
+    for flag in ("max_train_samples", "max_eval_samples", "device", "num_threads"):
+        if getattr(args, flag) is not None:
+            data += [f"--{flag}", str(getattr(args, flag))]
+    vectors = []
+    if args.embedding_path:
+        vectors = ["--embedding_path", os.path.abspath(args.embedding_path)]
+    elif args.embedding_name or task.language in preset.embedding_name:
+        vectors = ["--embedding_name", args.embedding_name or preset.embedding_name[task.language]]
+    student = vectors + preset.student_args + shlex.split(args.student_args)
+
+    stages: list[tuple[str, Callable[[], list[str] | None]]] = []
+    teacher_dir = abs_or_name(args.teacher_path) or os.path.join(out, "teacher")
+    if not args.teacher_path:
+        backbone = abs_or_name(args.backbone) or preset.backbone.get(task.language)
+        if backbone is None:
+            raise PipelineError(f"--backbone: preset {args.preset} has no {task.language} "
+                                f"backbone; give one (e.g. bert-base-chinese)")
+        if backbone == "minilm":  # converted once from the PyPI package, shared by tasks
+            backbone = os.path.abspath(os.path.join("pretrained_models", "minilm"))
+            stages.append(("backbone", lambda: None if exists(backbone, "config.json", MODEL_STATE)
+                           else script("convert.py", "minilm", backbone)))
+        n_train = len(load_split(task, "train", args.data_dir))
+        n_train = min(n_train, args.max_train_samples or n_train)
+        teacher_args = data + ["--model_name_or_path", backbone, *preset.teacher_args(n_train),
+                               *shlex.split(args.teacher_args)]
+        stages.append(("teacher", lambda: training_stage("teacher.py", teacher_dir, teacher_args)))
+    small_dir, distill_dir = os.path.join(out, "small"), os.path.join(out, "bert_distill")
+    stages.append(("baseline", lambda: training_stage("small.py", small_dir, data + student)))
+    distill_args = data + student + ["--teacher_path", teacher_dir, "--baseline_dir", small_dir,
+                                     "--cache_dir", os.path.join(out, "cache"),
+                                     *preset.distill_args, *shlex.split(args.distill_args)]
+    stages.append(("distill", lambda: training_stage("bert_distill.py", distill_dir, distill_args)))
+    exported = os.path.join(out, "exported", "student")
+    stages.append(("export", lambda: None if exists(exported, "export.json") else
+                   script("export.py", distill_dir, exported)))
+    inference = os.path.join(out, "inference.json")
+    bench = script(os.path.join("bench", "inference.py"), "--task_name", task.name,
+                   "--student", distill_dir, "--teacher", teacher_dir, "--json", inference,
+                   *(["--data_dir", os.path.abspath(args.data_dir)] if args.data_dir else []),
+                   *(["--num_threads", str(args.num_threads)] if args.num_threads else []),
+                   *preset.bench_args, *shlex.split(args.bench_args))
+    stages.append(("bench", lambda: None if os.path.exists(inference) else bench))
+    stages.append(("report", lambda: script(
+        "report.py", *([teacher_dir] if exists(teacher_dir, RESULTS) else []), small_dir,
+        distill_dir, "--inference", inference, "--out", out)))
+    return stages
+
+
+def run_pipeline(args: argparse.Namespace) -> dict:
+    """Runs every stage that has not finished; returns pipeline.json's content (each stage
+    run now, with its command and wall time)."""
+    task = TASKS[args.task_name]
+    out = os.path.abspath(args.output_dir or
+                          os.path.join("output", "pipeline", f"{task.name}-{args.preset}"))
+    os.makedirs(out, exist_ok=True)
+    setup_logging(os.path.join(out, "pipeline.log"))
+    state_path = os.path.join(out, "pipeline.json")
+    state = {"preset": args.preset, "task": task.name, "stages": {}}
+    if os.path.exists(state_path):
+        state = read_json(state_path)
+        if state["preset"] != args.preset or state["task"] != task.name:
+            raise PipelineError(f"--output_dir {out} holds a {state['task']} pipeline with "
+                                f"preset {state['preset']}; choose another --output_dir")
+    t0 = time.perf_counter()
+    for name, command in plan(args, out):
+        cmd = command()
+        if cmd is None:
+            logger.info("stage %s: finished output exists, skipped", name)
+            continue
+        state["stages"][name] = {"command": cmd, "seconds": run_stage(name, cmd, out)}
+        atomic_write_json(state_path, state)
+    logger.info("pipeline done in %s; report in %s", format_seconds(time.perf_counter() - t0),
+                os.path.join(out, "report.md"))
+    return state
