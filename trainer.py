@@ -365,8 +365,9 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
                 patience = train.early_stopping_patience
                 if patience and state["stale_evals"] >= patience and step < n_steps:
                     state["stopped_early"] = True
-                    progress.write(f"early stopping: {patience} evaluations without a better "
-                                   f"dev {main_metric}")
+                    progress.write(f"early stopping: {patience} evaluation"
+                                   f"{'s' if patience > 1 else ''} without a better dev "
+                                   f"{main_metric}")
                 progress.write("dev " + " ".join(f"{k} {v:.4f}" for k, v in metrics.items()) +
                                (" (best)" if improved else f" (best {main_metric} "
                                 f"{state['best'][main_metric]:.4f} at step {state['best_step']})"))

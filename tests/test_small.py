@@ -150,3 +150,13 @@ def test_emb_dim_contradicting_vectors(sst2_dir, tmp_path):
     with pytest.raises(DataError, match=r"--emb_dim 16 contradicts the 3-dimensional vectors"):
         run(sst2_dir, tmp_path / "r", "--embedding_path", str(vec))
     assert not (tmp_path / "r" / "config.json").exists()
+
+
+def test_early_stopping_ends_after_patience_evaluations_without_improvement(sst2_dir, tmp_path):
+    results = run(sst2_dir, tmp_path / "run", "--max_epoch", "30", "--early_stopping_patience",
+                  "2", "--lr", "0.05")
+    dev = [r for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if r["split"] == "dev"]
+    best = max(range(len(dev)), key=lambda i: (dev[i]["acc"], -i))  # the first best
+    assert results["stopped_early"] and results["steps"] < results["planned_steps"]
+    assert len(dev) == best + 3  # two evaluations after the best, then the stop
+    assert results["best_step"] == dev[best]["step"] and results["last_dev"] == dev[-1]
