@@ -69,6 +69,16 @@ def sst2_dir(tmp_path):
     return str(d)
 
 
+def tiny_vectors(path) -> str:
+    """8-d word vectors (word2vec text format) for every word of the fixtures."""
+    words = sorted(set(EN_WORDS + POS + NEG + FILLER))
+    with open(path, "w") as f:
+        f.write(f"{len(words)} 8\n")
+        for i, w in enumerate(words):
+            f.write(w + " " + " ".join(f"{(i * 7 + j) % 11 / 10 - 0.5:.2f}" for j in range(8)) + "\n")
+    return str(path)
+
+
 MRPC_HEADER = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"
 
 

@@ -7,18 +7,9 @@ import pytest
 
 import pipeline
 from stages import PipelineError
-from conftest import EN_WORDS, POS, NEG, FILLER
+from conftest import tiny_vectors
 
 TINY_STUDENT = "--emb_dim 8 --hidden_size 8 --fc_size 8 --max_epoch 2 --num_threads 1"
-
-
-def tiny_vectors(path):
-    words = sorted(set(EN_WORDS + POS + NEG + FILLER))
-    with open(path, "w") as f:
-        f.write(f"{len(words)} 8\n")
-        for i, w in enumerate(words):
-            f.write(w + " " + " ".join(f"{(i * 7 + j) % 11 / 10 - 0.5:.2f}" for j in range(8)) + "\n")
-    return str(path)
 
 
 def run_pipeline(tmp_path, sst2_dir, backbone, *extra):

@@ -9,7 +9,7 @@ import re
 import subprocess
 import sys
 
-from conftest import EN_WORDS, FILLER, NEG, POS, ROOT
+from conftest import ROOT, tiny_vectors
 
 TINY_STUDENT = "--hidden_size 8 --fc_size 8 --max_epoch 1 --num_threads 1 --device cpu"
 TINY_TEACHER = "--max_epoch 1 --batch_size 16 --num_threads 1 --device cpu"
@@ -38,15 +38,6 @@ def readme_commands() -> list[str]:
             if line and not line.startswith("#"):
                 out.append(line)
     return out
-
-
-def tiny_vectors(path) -> str:
-    words = sorted(set(EN_WORDS + POS + NEG + FILLER))
-    with open(path, "w") as f:
-        f.write(f"{len(words)} 8\n")
-        for i, w in enumerate(words):
-            f.write(w + " " + " ".join(f"{(i * 7 + j) % 11 / 10 - 0.5:.2f}" for j in range(8)) + "\n")
-    return str(path)
 
 
 def as_test(cmd: str, paths: dict[str, str]) -> str:
