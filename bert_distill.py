@@ -67,10 +67,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
                      "n_iter": aug.n_iter, "online_teacher": k.online_teacher,
                      "seconds": seconds}
     if k.baseline_dir:
-        results_extra["baseline"], diffs = baseline_summary(k.baseline_dir, cfg.to_dict())
-        if diffs:
+        base = results_extra["baseline"] = baseline_summary(k.baseline_dir, cfg.to_dict())
+        if base["differs_in"]:
             logger.warning("--baseline_dir %s differs from this run in %s", k.baseline_dir,
-                           ", ".join(diffs))
+                           ", ".join(base["differs_in"]))
 
     def report_gain(results: dict) -> None:
         base, metric = results["baseline"], task.metrics[0]

@@ -4,11 +4,10 @@ weights), plus CPU throughput from bench/inference.py's --json output when given
 """
 from __future__ import annotations
 
-import json
 import os
 
-from runs import Run, RunError, load_run
-from utils import atomic_write_text
+from runs import Run, RunError, load_run, read_json
+from utils import atomic_write, atomic_write_text
 
 KINDS = {"teacher": "BERT teacher", "small": "BiLSTM (small.py)",
          "bert_distill": "distilled BiLSTM (bert_distill.py)"}
@@ -97,10 +96,8 @@ def plot(runs: list[Run], path: str, title: str) -> None:
                frameon=False)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def report(run_dirs: list[str], out: str, inference_path: str | None = None) -> str:
@@ -113,8 +110,7 @@ def report(run_dirs: list[str], out: str, inference_path: str | None = None) -> 
     if inference_path:
         if not os.path.isfile(inference_path):
             raise RunError(f"--inference {inference_path}: file not found")
-        with open(inference_path, encoding="utf-8") as f:
-            inference = json.load(f)
+        inference = read_json(inference_path)
     task = tasks.pop()
     md = f"### {task}: dev scores, size and speed\n\n" + markdown_table(runs, inference)
     os.makedirs(out, exist_ok=True)

@@ -17,6 +17,7 @@ from paddle.static import InputSpec
 
 from utils import write_files_into
 
+
 def export_static(layer: paddle.nn.Layer, inputs: dict[str, int], prefix: str) -> None:
     """Saves `layer` (called with the named int64 inputs, in order; name -> rank, e.g. 2 for
     [batch, length] ids, 1 for [batch] lengths) as a static graph at `prefix`.json /

@@ -95,9 +95,9 @@ def load_run(path: str) -> Run:
     return Run(path, kind, read_json(results_path), config, curve, size)
 
 
-def baseline_summary(baseline_dir: str, ours: dict) -> tuple[dict, list[str]]:
-    """(the small.py run to compare against: its folder and dev scores, the settings in
-    which it differs from `ours`, a run's config dict, where they should match)."""
+def baseline_summary(baseline_dir: str, ours: dict) -> dict:
+    """The small.py run to compare against: its folder, dev scores and `differs_in`, the
+    settings in which it differs from `ours` (a run's config dict) where they should match."""
     if not exists(baseline_dir, RESULTS, CONFIG):
         raise RunError(f"--baseline_dir {baseline_dir}: no {RESULTS} or {CONFIG} (not a "
                        f"finished small.py run)")
@@ -107,4 +107,4 @@ def baseline_summary(baseline_dir: str, ours: dict) -> tuple[dict, list[str]]:
              if name not in ("max_train_samples",) and base_cfg.get(g, {}).get(name) != v]
     if base_cfg["train"]["seed"] != ours["train"]["seed"]:
         diffs.append("train.seed")
-    return {"dir": baseline_dir, "dev": base["dev"], "differs_in": diffs}, diffs
+    return {"dir": baseline_dir, "dev": base["dev"], "differs_in": diffs}

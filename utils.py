@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import sys
 import tempfile
 from typing import Any, Callable, Sequence, TypeVar
@@ -207,8 +208,6 @@ def atomic_save_npy(path: str, arr) -> None:
 def write_files_into(out: str, write: Callable[[str], Any], last: str) -> None:
     """`write(tmp)` writes files into a scratch folder inside `out`; each is then moved into
     `out`, `last` (the file whose presence marks the set complete) after the others."""
-    import shutil
-
     os.makedirs(out, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=out, prefix=".save_")
     try:
@@ -223,8 +222,6 @@ def replace_folder(dst: str, write: Callable[[str], T]) -> T:
     """`write(tmp)` fills a scratch folder beside `dst`, which is then swapped in whole: an
     interrupted write never leaves half a folder under `dst`, and an earlier one stays
     whole until the new one is complete."""
-    import shutil
-
     parent, name = os.path.split(os.path.abspath(dst))
     os.makedirs(parent, exist_ok=True)
     for f in os.listdir(parent):  # what a killed write left behind
