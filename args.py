@@ -184,10 +184,18 @@ class AugmentArgs:
     p_mask: float = flag(0.1, "probability of replacing a word with [MASK] (Tang et al.: 0.1)")
     p_pos: float = flag(0.1, "probability of replacing a word with one of the same part of "
                         "speech (Tang et al.: 0.1; English needs spaCy, see requirements.txt)")
+    pos_sampling: str = flag("unigram", "how the replacing word is drawn: unigram (by its "
+                             "training count with that tag, as Tang et al.) or uniform over "
+                             "the distinct words with the tag", choices=["unigram", "uniform"])
     p_ng: float = flag(0.25, "probability of keeping only a random n-gram (Tang et al.: 0.25)")
     max_ng: int = flag(5, "longest n-gram kept (n ~ U{1..max_ng}; Tang et al.: 5)")
     p_sent: float = flag(0.0, "probability of keeping one random sentence of a "
                          "multi-sentence text (useful for long reviews)")
+    pair_augment: str = flag("both", "pair tasks: perturb both texts of each copy, or one "
+                             "(drawn per copy, the other kept whole)", choices=["both", "one"])
+    augment_seed: int | None = flag(None, "seed of the augmentation (default: --seed); fix it "
+                                    "to train several seeds on one transfer set and its "
+                                    "cached teacher logits")
 
     def __post_init__(self):
         _check(self.n_iter is None or self.n_iter >= 0, "n_iter", "must be >= 0")
@@ -219,6 +227,10 @@ class DistillArgs:
     alpha: float = flag(0.0, "weight of cross-entropy on gold labels of the original "
                         "examples: alpha * CE + (1 - alpha) * distillation loss")
     temperature: float = flag(1.0, "softmax temperature of --kd_loss soft_ce")
+    student_mask: str = flag("unk", "what the student reads where augmentation masked a word "
+                             "(the teacher always reads its [MASK]): unk, the unknown-word "
+                             "vector (Tang et al.), or mask, a [MASK] vector of its own",
+                             choices=["unk", "mask"])
     cache_dir: str | None = flag(None, "where the transfer set and teacher logits are cached "
                                  "(default: <output_dir>/cache)", runtime=True)
     online_teacher: bool = flag(False, "run the teacher on every batch instead of caching "

@@ -26,28 +26,40 @@ logger = logging.getLogger(__name__)
 SENTENCE_END = {".", "!", "?", "。", "！", "？", "；", ";", "…"}
 
 
-def pos_vocabulary(token_lists: Iterable[Sequence[str]], tag_lists: Iterable[Sequence[str]]
-                   ) -> dict[str, list[str]]:
-    """Tag -> the distinct training words seen with that tag (sorted: deterministic)."""
-    by_tag: dict[str, set[str]] = collections.defaultdict(set)
+PosWords = dict[str, tuple[list[str], np.ndarray]]  # tag -> (words, cumulative probabilities)
+
+
+def pos_vocabulary(token_lists: Iterable[Sequence[str]], tag_lists: Iterable[Sequence[str]],
+                   sampling: str = "unigram") -> PosWords:
+    """Tag -> the training words seen with that tag and the cumulative probability of
+    drawing each: Tang et al.'s "unigram word distribution re-normalized by the
+    part-of-speech tag" (`unigram`: by training count of the word with the tag), or
+    `uniform` over the distinct words. Sorted, so deterministic."""
+    counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for words, tags in zip(token_lists, tag_lists):
         for w, t in zip(words, tags):
             if w not in SPECIAL_TOKENS:
-                by_tag[t].add(w)
-    return {t: sorted(ws) for t, ws in sorted(by_tag.items())}
+                counts[t][w] += 1
+    out = {}
+    for t, c in sorted(counts.items()):
+        words = sorted(c)
+        weights = np.array([c[w] if sampling == "unigram" else 1 for w in words], dtype=np.float64)
+        out[t] = (words, np.cumsum(weights) / weights.sum())
+    return out
 
 
 def mask_and_replace(words: Sequence[str], tags: Sequence[str], rng: np.random.Generator,
-                     pos_words: dict[str, list[str]], p_mask: float, p_pos: float) -> list[str]:
-    """Per word, X ~ U[0,1]: X < p_mask -> [MASK]; X < p_mask + p_pos -> a random word
-    with the same tag; otherwise unchanged."""
+                     pos_words: PosWords, p_mask: float, p_pos: float) -> list[str]:
+    """Per word, X ~ U[0,1]: X < p_mask -> [MASK]; X < p_mask + p_pos -> a word drawn from
+    pos_words of the same tag; otherwise unchanged."""
     out = []
     for w, t, x in zip(words, tags, rng.random(len(words))):
         if x < p_mask:
             out.append(MASK)
-        elif x < p_mask + p_pos and pos_words.get(t):
-            choices = pos_words[t]
-            out.append(choices[rng.integers(len(choices))])
+        elif x < p_mask + p_pos and t in pos_words:
+            choices, cum = pos_words[t]
+            out.append(choices[min(int(np.searchsorted(cum, rng.random(), side="right")),
+                                   len(choices) - 1)])
         else:
             out.append(w)
     return out
@@ -76,7 +88,7 @@ def sentence_spans(words: Sequence[str]) -> list[tuple[int, int]]:
 
 
 def augment_text(words: Sequence[str], tags: Sequence[str], rng: np.random.Generator,
-                 pos_words: dict[str, list[str]], cfg: AugmentArgs) -> list[str]:
+                 pos_words: PosWords, cfg: AugmentArgs) -> list[str]:
     """One synthetic text: sentence sampling, then masking / POS replacement, then n-gram
     sampling, all drawn from `rng`."""
     if cfg.p_sent > 0 and rng.random() < cfg.p_sent:
@@ -88,9 +100,14 @@ def augment_text(words: Sequence[str], tags: Sequence[str], rng: np.random.Gener
 
 
 def augment_example(fields: tuple[list[str], ...], tags: tuple[list[str], ...],
-                    rng: np.random.Generator, pos_words: dict[str, list[str]],
+                    rng: np.random.Generator, pos_words: PosWords,
                     cfg: AugmentArgs) -> tuple[list[str], ...]:
-    """An augmented copy of one example; pair tasks perturb both sentences."""
+    """An augmented copy of one example; pair tasks perturb both texts, or with
+    pair_augment "one" a single text drawn per copy."""
+    if len(fields) > 1 and cfg.pair_augment == "one":
+        k = int(rng.integers(len(fields)))
+        return tuple(augment_text(w, t, rng, pos_words, cfg) if i == k else list(w)
+                     for i, (w, t) in enumerate(zip(fields, tags)))
     return tuple(augment_text(w, t, rng, pos_words, cfg) for w, t in zip(fields, tags))
 
 
@@ -120,7 +137,8 @@ def build_transfer_set(token_lists: Sequence[tuple[list[str], ...]],
         raise ValueError("p_pos > 0 needs part-of-speech tags")
     tags = tag_lists or [tuple([""] * len(w) for w in ex) for ex in token_lists]
     pos_words = pos_vocabulary((w for ex in token_lists for w in ex),
-                               (t for ex in tags for t in ex)) if cfg.p_pos > 0 else {}
+                               (t for ex in tags for t in ex),
+                               cfg.pos_sampling) if cfg.p_pos > 0 else {}
     seen: set = set()
     words, source, original = [], [], []
 
@@ -139,6 +157,13 @@ def build_transfer_set(token_lists: Sequence[tuple[list[str], ...]],
         for _ in range(cfg.n_iter):
             add(augment_example(ex, ex_tags, rng, pos_words, cfg), i, False)
     return TransferSet(words, np.asarray(source, dtype=np.int64), np.asarray(original, dtype=bool))
+
+
+def masked_as(words: Sequence[tuple[list[str], ...]], token: str) -> list[tuple[list[str], ...]]:
+    """The transfer set with each [MASK] read as `token` (the student's view of it)."""
+    if token == MASK:
+        return list(words)
+    return [tuple([token if w == MASK else w for w in f] for f in ex) for ex in words]
 
 
 def pos_tags(token_lists: Sequence[Sequence[str]], language: str) -> list[list[str]]:
@@ -188,15 +213,16 @@ def cached_pos_tags(words: list[tuple[list[str], ...]], language: str, cache_dir
 
 
 def cached_transfer_set(words: list[tuple[list[str], ...]], language: str, aug: AugmentArgs,
-                        seed: int, cache_dir: str) -> tuple[TransferSet, str]:
-    """(transfer set, its content hash): built once, then read back from cache_dir."""
-    key = content_hash({"words": content_hash(words), "aug": aug.__dict__, "seed": seed})[:16]
+                        cache_dir: str) -> tuple[TransferSet, str]:
+    """(transfer set, its content hash): built once (seeded by aug.augment_seed), then read
+    back from cache_dir."""
+    key = content_hash({"words": content_hash(words), "aug": aug.__dict__})[:16]
     path = os.path.join(cache_dir, f"transfer-{key}.json")
     payload = read_verified_json(path)
     if payload is None:
         t0 = time.perf_counter()
         tags = cached_pos_tags(words, language, cache_dir) if aug.p_pos > 0 else None
-        ts = build_transfer_set(words, tags, aug, seed)
+        ts = build_transfer_set(words, tags, aug, aug.augment_seed)
         payload = {"words": ts.words, "source": ts.source.tolist(),
                    "original": ts.original.tolist()}
         write_verified_json(path, payload)

@@ -21,8 +21,8 @@ import numpy as np
 import paddle
 
 from args import TEACHER_ROOT, parse_config
-from augment import cached_transfer_set
-from data import TASKS, encode, load_data, make_vocab
+from augment import cached_transfer_set, masked_as
+from data import MASK, TASKS, UNK, encode, load_data, make_vocab
 from losses import distill_loss
 from runs import baseline_summary
 from student import prepare_student, train_student
@@ -40,13 +40,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
     task = TASKS[cfg.data.task_name]
     k.teacher_path = k.teacher_path or os.path.join(TEACHER_ROOT, task.name)
     aug.n_iter = task.n_iter if aug.n_iter is None else aug.n_iter
+    aug.augment_seed = t.seed if aug.augment_seed is None else aug.augment_seed
     resume = prepare_run(cfg.to_dict(), t, cfg.script)
     data = load_data(cfg.data)
     cache_dir = k.cache_dir or os.path.join(t.output_dir, "cache")
 
     t0 = time.perf_counter()
     ts, ts_key = main_first(lambda: cached_transfer_set(data.train_words, task.language, aug,
-                                                        t.seed, cache_dir))
+                                                        cache_dir))
     # Wall time this invocation spent on each step (near 0 when read from the cache).
     seconds = {"transfer_set": round(time.perf_counter() - t0, 1)}
     extra = {"original": ts.original}
@@ -83,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         model = prepare_student(cfg, data, vocab, resume)
         start_run(cfg.to_dict(), t)
         labels = np.asarray([data.train[i].label for i in ts.source], dtype=np.int64)
-        train_set = encode(ts.words, vocab, labels)
+        words = masked_as(ts.words, UNK if k.student_mask == "unk" else MASK)
+        train_set = encode(words, vocab, labels)
         return train_student(cfg, data, vocab, model, train_set,
                              distill_loss(k.kd_loss, k.alpha, k.temperature), resume,
                              extra=extra, batch_extra=batch_extra, results_extra=results_extra,

@@ -1,11 +1,18 @@
 """Comparing finished runs (teacher.py, small.py, bert_distill.py): one markdown table and
 one picture, from what the runs wrote (results.json, metrics.jsonl, their settings and
 weights), plus CPU throughput from bench/inference.py's --json output when given.
+
+Runs whose settings differ only in their seed are one model trained several times: the
+table gives the mean, sample standard deviation and range over the seeds of the best
+checkpoint's dev score and of the final evaluation's, and where each run stopped.
 """
 from __future__ import annotations
 
+import json
 import os
+import statistics
 
+from args import GROUPS
 from runs import Run, RunError, load_run, read_json
 from utils import atomic_write, atomic_write_text
 
@@ -19,6 +26,107 @@ def run_name(r: Run) -> str:
         backbone = r.config["teacher"]["model_name_or_path"]
         return f"teacher ({os.path.basename(os.path.normpath(backbone))})"
     return KINDS[r.kind]
+
+
+SEEDS = {("train", "seed"), ("augment", "augment_seed")}
+
+
+def model_settings(r: Run) -> dict[str, object]:
+    """A run's settings without its seeds and the flags that do not change what is
+    trained (paths, threads, batch sizes of evaluation): equal for runs of one model."""
+    out = {"script": r.kind}
+    for group, values in r.config.items():
+        if group not in GROUPS or not isinstance(values, dict):
+            continue
+        fields = {f.name: f for f in GROUPS[group].__dataclass_fields__.values()}
+        for name, v in values.items():
+            f = fields.get(name)
+            if (group, name) not in SEEDS and not (f and f.metadata.get("runtime")) \
+                    and name != "output_dir":
+                out[f"{group}.{name}"] = v
+    return out
+
+
+def group_runs(runs: list[Run]) -> list[tuple[str, list[Run]]]:
+    """Runs grouped by model (in first-seen order), each named by its kind plus, when two
+    groups share a kind, the settings that tell them apart."""
+    groups: dict[str, list[Run]] = {}
+    for r in runs:
+        groups.setdefault(json.dumps(model_settings(r), sort_keys=True, default=str), []).append(r)
+    settings = {k: json.loads(k) for k in groups}
+    named = []
+    for key, members in groups.items():
+        name = run_name(members[0])
+        rivals = [settings[k] for k, m in groups.items() if k != key and m[0].kind == members[0].kind]
+        if rivals:
+            mine = settings[key]
+            differs = sorted({n for o in rivals for n in set(mine) | set(o)
+                              if mine.get(n) != o.get(n)})
+            name += " " + ", ".join(f"{n.split('.', 1)[1]}={mine.get(n)}" for n in differs)
+        named.append((name, members))
+    return named
+
+
+def final_dev(r: Run) -> dict:
+    """The dev scores of a run's last evaluation (where it stopped)."""
+    return r.results.get("last_dev") or (r.curve[-1] if r.curve else r.results["dev"])
+
+
+def score(r: Run, metric: str, which: str) -> float:
+    """The best checkpoint's dev score (`best`) or the last evaluation's (`final`)."""
+    return (r.results["dev"] if which == "best" else final_dev(r))[metric]
+
+
+def mean_score(runs: list[Run], metric: str, which: str) -> float:
+    return statistics.mean(score(r, metric, which) for r in runs)
+
+
+def spread(values: list[float]) -> str:
+    """mean ± sample standard deviation (min–max); one value as it is."""
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return (f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f} "
+            f"({min(values):.4f}–{max(values):.4f})")
+
+
+def stopped_at(r: Run) -> str:
+    """Epoch of the final evaluation, and whether early stopping ended the run there."""
+    epoch = final_dev(r).get("epoch")
+    text = "-" if epoch is None else f"{epoch:g}"
+    return text + (" (early)" if r.results.get("stopped_early") else "")
+
+
+def seeds_table(groups: list[tuple[str, list[Run]]], metrics: list[str]) -> str:
+    head = ["model", "seeds"]
+    for m in metrics:
+        head += [f"best dev {m}", f"final dev {m}"]
+    head += ["stopped at epoch", "parameters"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, rs in groups:
+        cells = [name, ", ".join(str(r.config.get("train", {}).get("seed", "-")) for r in rs)]
+        for m in metrics:
+            cells += [spread([score(r, m, which) for r in rs]) for which in ("best", "final")]
+        cells += [", ".join(stopped_at(r) for r in rs), f"{rs[0].results.get('num_params', 0):,}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("best: the dev score of the checkpoint kept (the best evaluation); final: the "
+                 "last evaluation. mean ± sample standard deviation (min–max) over seeds.")
+    return "\n".join(lines) + "\n"
+
+
+def gains(groups: list[tuple[str, list[Run]]], metrics: list[str]) -> str:
+    """Each distilled model's mean minus the baseline's, best and final, in points."""
+    base = [rs for _, rs in groups if rs[0].kind == "small"]
+    if len(base) != 1:
+        return ""
+    out = []
+    for name, rs in groups:
+        if rs[0].kind == "bert_distill":
+            parts = [f"{which} {m} {100 * (mean_score(rs, m, which) - mean_score(base[0], m, which)):+.2f}"
+                     for m in metrics for which in ("best", "final")]
+            out.append(f"- {name} minus the baseline (points of mean dev score): "
+                       + ", ".join(parts))
+    return "\n".join(out) + "\n" if out else ""
 
 
 def speed_by_source(inference: dict | None) -> dict[str, dict]:
@@ -39,15 +147,16 @@ def speed_by_source(inference: dict | None) -> dict[str, dict]:
     return out
 
 
-def markdown_table(runs: list[Run], inference: dict | None) -> str:
+def markdown_table(runs: list[Run], inference: dict | None,
+                   names: list[str] | None = None) -> str:
     metrics = [m for m in ("acc", "f1") if all(m in r.results["dev"] for r in runs)]
     speed = speed_by_source(inference)
     head = ["model", *[f"dev {m}" for m in metrics], "parameters", "MB on disk"]
     if speed:
         head += ["CPU ex/s (batch 32)", "batch-1 p50 ms"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in runs:
-        cells = [run_name(r), *[f"{r.results['dev'][m]:.4f}" for m in metrics],
+    for r, name in zip(runs, names or map(run_name, runs)):
+        cells = [name, *[f"{r.results['dev'][m]:.4f}" for m in metrics],
                  f"{r.results.get('num_params', 0):,}",
                  f"{r.size_mb:.1f}" if r.size_mb is not None else "-"]
         if speed:
@@ -62,35 +171,43 @@ def markdown_table(runs: list[Run], inference: dict | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(runs: list[Run], path: str, title: str) -> None:
-    """Left: dev score of each model. Right: dev score per epoch of each run."""
+def plot(groups: list[tuple[str, list[Run]]], path: str, title: str) -> None:
+    """Left: dev score of each model (mean of its seeds' best checkpoints, bars at min and
+    max). Right: dev score per epoch of every run, one colour per model."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     metric = "acc"
-    colors = {"teacher": "#4c72b0", "small": "#dd8452", "bert_distill": "#55a868"}
+    by_kind = {"teacher": "#4c72b0", "small": "#dd8452", "bert_distill": "#55a868"}
+    kinds = [rs[0].kind for _, rs in groups]
+    palette = plt.get_cmap("tab10").colors
+    colors = [by_kind[k] if kinds.count(k) == 1 else palette[i % 10] for i, k in enumerate(kinds)]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2),
                                    gridspec_kw={"width_ratios": [1, 1.4]})
-    names = [f"{run_name(r)}\n{r.results.get('num_params', 0) / 1e6:.1f}M params" for r in runs]
-    scores = [r.results["dev"][metric] for r in runs]
-    bars = ax1.barh(range(len(runs)), scores, color=[colors[r.kind] for r in runs])
-    ax1.set_yticks(range(len(runs)), names, fontsize=8)
+    names = [f"{name}\n{rs[0].results.get('num_params', 0) / 1e6:.1f}M params, "
+             f"{len(rs)} run{'s' * (len(rs) > 1)}" for name, rs in groups]
+    best = [[score(r, metric, "best") for r in rs] for _, rs in groups]
+    means = [statistics.mean(b) for b in best]
+    err = [[m - min(b) for m, b in zip(means, best)], [max(b) - m for m, b in zip(means, best)]]
+    bars = ax1.barh(range(len(groups)), means, xerr=err, color=colors, capsize=3)
+    ax1.set_yticks(range(len(groups)), names, fontsize=8)
     ax1.invert_yaxis()
-    low = min(scores)
-    ax1.set_xlim(max(0.0, low - 0.1), min(1.0, max(scores) + 0.04))
-    for b, s in zip(bars, scores):
-        ax1.text(s + 0.003, b.get_y() + b.get_height() / 2, f"{s:.3f}", va="center", fontsize=9)
-    ax1.set_xlabel(f"dev {metric} (best checkpoint)")
+    ax1.set_xlim(max(0.0, min(map(min, best)) - 0.1), min(1.0, max(map(max, best)) + 0.05))
+    for bar, m, b in zip(bars, means, best):
+        ax1.text(max(b) + 0.004, bar.get_y() + bar.get_height() / 2, f"{m:.3f}", va="center",
+                 fontsize=9)
+    ax1.set_xlabel(f"dev {metric} (best checkpoint; mean, min-max over runs)")
     ax1.set_title("dev accuracy per model")
-    for r in runs:
-        if r.curve:
-            ax2.plot([c["epoch"] for c in r.curve], [c[metric] for c in r.curve], marker=".",
-                     color=colors[r.kind], label=run_name(r))
+    for (name, rs), color in zip(groups, colors):
+        for i, r in enumerate(rs):
+            if r.curve:
+                ax2.plot([c["epoch"] for c in r.curve], [c[metric] for c in r.curve],
+                         marker=".", color=color, alpha=0.8, label=name if i == 0 else None)
     ax2.set_xlabel("epoch (of each run's own training set)")
     ax2.set_ylabel(f"dev {metric}")
-    ax2.set_title("learning curves")
+    ax2.set_title("learning curves (one line per run)")
     ax2.grid(alpha=0.3)
     ax2.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3,
                frameon=False)
@@ -112,10 +229,19 @@ def report(run_dirs: list[str], out: str, inference_path: str | None = None) -> 
             raise RunError(f"--inference {inference_path}: file not found")
         inference = read_json(inference_path)
     task = tasks.pop()
-    md = f"### {task}: dev scores, size and speed\n\n" + markdown_table(runs, inference)
+    groups = group_runs(runs)
+    n_seeds = max(len(rs) for _, rs in groups)
+    if n_seeds == 1:
+        md = f"### {task}: dev scores, size and speed\n\n" + markdown_table(runs, inference)
+    else:
+        metrics = [m for m in ("acc", "f1") if all(m in r.results["dev"] for r in runs)]
+        md = (f"### {task}: dev scores over {n_seeds} seeds\n\n" + seeds_table(groups, metrics)
+              + "\n" + gains(groups, metrics) + f"\n### {task}: size and speed (first run of "
+              f"each model)\n\n" + markdown_table([rs[0] for _, rs in groups], inference,
+                                           [name for name, _ in groups]))
     os.makedirs(out, exist_ok=True)
-    plot(runs, os.path.join(out, "report.png"), f"{task}: teacher, BiLSTM baseline and "
-                                                 f"distilled BiLSTM")
+    plot(groups, os.path.join(out, "report.png"), f"{task}: teacher, BiLSTM baseline and "
+                                                   f"distilled BiLSTM")
     md += f"\n![{task} report](report.png)\n"
     atomic_write_text(os.path.join(out, "report.md"), md)
     return md

@@ -45,6 +45,7 @@ class Layout:
     header: tuple[str, ...]
     text_cols: tuple[int, ...]
     label_col: int | None
+    id_col: int | None = None  # test files: the example's id, echoed in submissions
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Task:
     paddlenlp_name: tuple[str, ...]  # load_dataset(*paddlenlp_name) for the online path
     paddlenlp_fields: tuple[str, ...]  # text keys of paddlenlp's examples
     paddlenlp_label: str
+    submission: tuple[str, str, str]  # prediction file name and its two columns' headers
 
     @property
     def is_pair(self) -> bool:
@@ -79,21 +81,23 @@ TASKS: dict[str, Task] = {
     for t in [
         Task("sst-2", "en", 2, ("acc",),
              {"train": ("train.tsv", _SST2), "dev": ("dev.tsv", _SST2),
-              "test": ("test.tsv", Layout(("index", "sentence"), (1,), None))},
-             ("glue", "sst-2"), ("sentence",), "labels"),
+              "test": ("test.tsv", Layout(("index", "sentence"), (1,), None, 0))},
+             ("glue", "sst-2"), ("sentence",), "labels", ("SST-2.tsv", "index", "prediction")),
         Task("qqp", "en", 2, ("acc", "f1"),
              {"train": ("train.tsv", _QQP), "dev": ("dev.tsv", _QQP),
-              "test": ("test.tsv", Layout(("id", "question1", "question2"), (1, 2), None))},
-             ("glue", "qqp"), ("sentence1", "sentence2"), "labels"),
+              "test": ("test.tsv", Layout(("id", "question1", "question2"), (1, 2), None, 0))},
+             ("glue", "qqp"), ("sentence1", "sentence2"), "labels",
+             ("QQP.tsv", "id", "prediction")),
         Task("mrpc", "en", 2, ("acc", "f1"),
              {"train": ("train.tsv", _MRPC), "dev": ("dev.tsv", _MRPC),
-              "test": ("test.tsv", Layout(("index",) + _MRPC.header[1:], (3, 4), None))},
-             ("glue", "mrpc"), ("sentence1", "sentence2"), "labels"),
+              "test": ("test.tsv", Layout(("index",) + _MRPC.header[1:], (3, 4), None, 0))},
+             ("glue", "mrpc"), ("sentence1", "sentence2"), "labels",
+             ("MRPC.tsv", "index", "prediction")),
         Task("chnsenticorp", "zh", 2, ("acc",),
              {"train": ("train.tsv", Layout(("label", "text_a"), (1,), 0)),
               "dev": ("dev.tsv", Layout(("qid", "label", "text_a"), (2,), 1)),
-              "test": ("test.tsv", Layout(("qid", "text_a"), (1,), None))},
-             ("chnsenticorp",), ("text",), "label"),
+              "test": ("test.tsv", Layout(("qid", "text_a"), (1,), None, 0))},
+             ("chnsenticorp",), ("text",), "label", ("chnsenticorp.tsv", "qid", "label")),
     ]
 }
 
@@ -104,6 +108,7 @@ class Example:
 
     texts: tuple[str, ...]
     label: int | None
+    id: str | None = None  # the test file's id column
 
 
 def decoded_lines(f, path: str, hint: str = "") -> Iterator[tuple[int, str]]:
@@ -147,7 +152,8 @@ def read_tsv(path: str, layout: Layout, num_labels: int) -> list[Example]:
             label = None
             if layout.label_col is not None:
                 label = parse_label(cols[layout.label_col], num_labels, f"{path}:{lineno}")
-            examples.append(Example(texts, label))
+            examples.append(Example(texts, label, None if layout.id_col is None
+                                    else cols[layout.id_col].strip()))
     if not examples:
         raise DataError(f"{path}: no examples after the header")
     return examples
@@ -179,7 +185,7 @@ def load_split(task: Task, split: str, data_dir: str | None) -> list[Example]:
         raw = ex.get(task.paddlenlp_label)
         label = None if raw in (None, "") else parse_label(
             raw, task.num_labels, f"paddlenlp {'/'.join(task.paddlenlp_name)} {split} #{i}")
-        examples.append(Example(texts, label))
+        examples.append(Example(texts, label, str(ex.get("qid", ex.get("idx", i)))))
     return examples
 
 

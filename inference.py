@@ -12,13 +12,13 @@ from typing import BinaryIO, Iterator, TextIO
 
 import numpy as np
 
-from data import LineError
+from data import TASKS, DataError, LineError, load_split
 from engines import Predictor
 from runs import EXPORT_INFO, RunError, model_kind
 from student import LoadedStudent, check_export, export_student, load_student, \
     read_export_info
 from teachers import export_teacher, text_encoder
-from utils import replace_folder
+from utils import atomic_write_text, replace_folder
 
 BACKENDS = ("paddle", "onnxruntime")
 
@@ -126,3 +126,33 @@ def predict(path: str, inp: BinaryIO, out: TextIO, where: str = "<stdin>", fmt: 
             flush()
     flush()
     return counts
+
+
+def write_submission(path: str, task_name: str, data_dir: str | None, out_dir: str,
+                     batch_size: int = 64, device: str = "cpu", num_threads: int | None = None,
+                     backend: str = "paddle") -> str:
+    """Predicts the task's test split (whose labels are private) and writes the file GLUE's
+    server expects, e.g. out_dir/SST-2.tsv with `index<TAB>prediction` lines (ChnSentiCorp:
+    `qid<TAB>label`). Returns the file's path."""
+    task = TASKS[task_name]
+    model = load_model(path, device, num_threads, backend)
+    if model.info.get("task", task.name) != task.name:
+        raise RunError(f"{path}: a {model.info['task']} model, not {task.name}")
+    examples = load_split(task, "test", data_dir)
+    name, id_header, label_header = task.submission
+    where = os.path.join(data_dir, task.files["test"][0]) if data_dir else f"{task.name} test"
+    lines = [f"{id_header}\t{label_header}\n"]
+    for start in range(0, len(examples), batch_size):
+        batch = examples[start:start + batch_size]
+        items = []
+        for i, ex in enumerate(batch, start=start):
+            try:
+                items.append(model.encode(ex.texts))
+            except LineError as e:
+                raise DataError(f"{where}: example {i + 1} (id {ex.id}): {e}") from None
+        labels = model.run(model.collate(items)).argmax(axis=1)
+        lines += [f"{ex.id}\t{int(y)}\n" for ex, y in zip(batch, labels)]
+    out = os.path.join(out_dir, name)
+    os.makedirs(out_dir, exist_ok=True)
+    atomic_write_text(out, "".join(lines))
+    return out

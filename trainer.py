@@ -255,7 +255,7 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
         dev_batches: Sequence[Batch], forward: Forward, loss_fn: LossFn,
         metric_names: Sequence[str], resume: bool, scheduler=None,
         checkpoint_extra: dict | None = None, results_extra: dict | None = None,
-        finish: Callable[[dict], None] | None = None) -> dict:
+        finish: Callable[[dict], None] | None = None, save_checkpoints: bool = True) -> dict:
     """Trains `model`, evaluating on dev every epoch (or --eval_steps); keeps best.ckpt (by
     the first metric) and last.ckpt; appends to metrics.jsonl; writes results.json.
 
@@ -265,6 +265,7 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
     better dev score (results.json says where). `finish(results)` runs
     on the main process before results.json is written (it may save the final model or add
     to the results), so that results.json, the mark of a finished run, is the last file.
+    `save_checkpoints=False` writes no checkpoint (benchmarks of scripts that save none).
     """
     net = paddle.DataParallel(model) if world_size() > 1 else model
     out = train.output_dir
@@ -371,11 +372,12 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
                 progress.write("dev " + " ".join(f"{k} {v:.4f}" for k, v in metrics.items()) +
                                (" (best)" if improved else f" (best {main_metric} "
                                 f"{state['best'][main_metric]:.4f} at step {state['best_step']})"))
-                if improved:
-                    _save(os.path.join(out, BEST), model, optimizer, scheduler, state, extra)
-                _save(os.path.join(out, LAST), model, optimizer, scheduler, state, extra)
+                if save_checkpoints:
+                    if improved:
+                        _save(os.path.join(out, BEST), model, optimizer, scheduler, state, extra)
+                    _save(os.path.join(out, LAST), model, optimizer, scheduler, state, extra)
                 window_start = time.perf_counter()  # evaluation time is not training speed
-            elif train.save_steps and step % train.save_steps == 0:
+            elif save_checkpoints and train.save_steps and step % train.save_steps == 0:
                 _save(os.path.join(out, LAST), model, optimizer, scheduler, state, extra)
             if step >= n_steps or state["stopped_early"]:
                 break

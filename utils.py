@@ -221,15 +221,22 @@ def write_files_into(out: str, write: Callable[[str], Any], last: str) -> None:
 def replace_folder(dst: str, write: Callable[[str], T]) -> T:
     """`write(tmp)` fills a scratch folder beside `dst`, which is then swapped in whole: an
     interrupted write never leaves half a folder under `dst`, and an earlier one stays
-    whole until the new one is complete."""
+    whole until the new one is complete (if the swap itself is cut between its two renames,
+    the next call puts the earlier folder back first)."""
     parent, name = os.path.split(os.path.abspath(dst))
     os.makedirs(parent, exist_ok=True)
-    for f in os.listdir(parent):  # what a killed write left behind
-        if f.startswith(f".{name}.") and os.path.isdir(os.path.join(parent, f)):
-            shutil.rmtree(os.path.join(parent, f))
+    for f in sorted(os.listdir(parent)):  # what a killed write left behind
+        path = os.path.join(parent, f)
+        if f.startswith(f".{name}.") and os.path.isdir(path):
+            if f.endswith(".old") and not os.path.exists(dst):
+                os.rename(path, dst)
+            else:
+                shutil.rmtree(path)
     tmp = tempfile.mkdtemp(dir=parent, prefix=f".{name}.")
     try:
+        logger.info("writing %s (swapped in when complete)", tmp)
         out = write(tmp)
+        logger.info("swapping %s in", dst)
         if os.path.exists(dst):
             old = tmp + ".old"
             os.rename(dst, old)

@@ -46,8 +46,10 @@ def dir_size(path: str) -> int:
 
 
 def throughput(run, batches: list[dict], n: int, min_seconds: float) -> float:
-    """Examples/s over repeated passes through `batches` (n examples; >= min_seconds)."""
-    run(batches[0])
+    """Examples/s over repeated passes through `batches` (n examples; >= min_seconds),
+    after one untimed pass so every batch shape is warmed up."""
+    for b in batches:
+        run(b)
     done, t0 = 0, time.perf_counter()
     while True:
         for b in batches:
@@ -58,8 +60,12 @@ def throughput(run, batches: list[dict], n: int, min_seconds: float) -> float:
 
 
 def latencies(run, singles: list[dict]) -> tuple[float, float]:
-    """p50 and p99 milliseconds of single-example calls."""
-    run(singles[0])
+    """p50 and p99 milliseconds of single-example calls, each input shape warmed up first."""
+    shapes = {}
+    for b in singles:
+        shapes.setdefault(tuple(np.shape(v) for v in b.values()), b)
+    for b in shapes.values():
+        run(b)
     ms = []
     for b in singles:
         t0 = time.perf_counter()
@@ -78,7 +84,8 @@ def make_runner(spec: tuple, threads: int):
 
 def _worker(spec, batches, n, seconds, barrier, queue) -> None:
     run = make_runner(spec, 1)
-    run(batches[0])
+    for b in batches:  # warm every shape before the common window
+        run(b)
     barrier.wait()  # all processes measure over the same window
     queue.put(throughput(run, batches, n, seconds))
 
@@ -142,7 +149,7 @@ def main() -> None:
                    help="a fine-tuned teacher directory")
     p.add_argument("--task_name", default="sst-2", choices=sorted(TASKS))
     p.add_argument("--data_dir", help="the task's TSV files (default: paddlenlp download)")
-    p.add_argument("--n", type=int, default=256, help="dev texts per pass")
+    p.add_argument("--n", type=int, help="the first N dev texts (default: all)")
     p.add_argument("--min_seconds", type=float, default=2.0,
                    help="time each throughput over at least this long")
     p.add_argument("--no_bert_base", action="store_true",
@@ -179,12 +186,14 @@ def main() -> None:
                        models[1][5]))
 
     def batches_of(kind: str, bs: int) -> list[dict]:
-        """Length-sorted batches of the dev texts, as each model reads them."""
+        """Batches of the dev texts as each model reads them: length-sorted, except single
+        texts, which come in data order (a latency is measured over every dev text)."""
         if kind == "student":
-            order = np.argsort([max(len(x) for x in it["ids"]) for it in ids], kind="stable")
+            order = np.argsort([max(len(x) for x in it["ids"]) for it in ids], kind="stable") \
+                if bs > 1 else range(len(ids))
             return [collate_ids([ids[i] for i in order[j:j + bs]])
                     for j in range(0, len(ids), bs)]
-        order = np.argsort(enc.lengths(), kind="stable")
+        order = np.argsort(enc.lengths(), kind="stable") if bs > 1 else np.arange(len(enc))
         return [collate_teacher(enc, order[j:j + bs], tok.pad_token_id)
                 for j in range(0, len(enc), bs)]
 
@@ -214,17 +223,18 @@ def main() -> None:
                 if spec is not None and args.processes > 1:
                     procs = parallel_throughput(spec, batches_of(kind, 32), len(dev),
                                                 args.min_seconds, args.processes)
-                p50, p99 = latencies(run, batches_of(kind, 1)[:200])
+                singles = batches_of(kind, 1)
+                p50, p99 = latencies(run, singles)
                 rows.append({"model": name, "source": source and os.path.abspath(source),
                              "path": path, "params": count_parameters(model), "bytes": size,
                              "ex_per_s": speed, "ex_per_s_processes": procs,
-                             "p50_ms": p50, "p99_ms": p99})
+                             "p50_ms": p50, "p99_ms": p99, "latency_texts": len(singles)})
                 print(f"measured {name} {path}", file=sys.stderr, flush=True)
 
     mean_words = np.mean([max(len(x) for x in it["ids"]) for it in ids])
     setting = (f"{task.name} dev texts ({len(dev)}; student mean {mean_words:.1f} words, teacher "
-               f"mean {enc.lengths().mean():.1f} word pieces), length-sorted batches, "
-               f"{args.num_threads} threads or {args.processes} single-threaded processes, "
+               f"mean {enc.lengths().mean():.1f} word pieces), length-sorted batches (batch-1 latency: "
+               f"every text in data order), every shape warmed up, {args.num_threads} threads or {args.processes} single-threaded processes, "
                f"Paddle {paddle.__version__}")
     print(setting + "\n")
     print(f"{'model':25s} {'path':13s} {'params':>11s} {'MB':>6s} {'ex/s b1':>8s} {'b32':>7s} "

@@ -89,6 +89,8 @@ def mrpc_dir(tmp_path):
     for split, n, seed in (("train", 300, 0), ("dev", 60, 1)):
         rows = [f"{l}\t{i}\t{i + 1}\t{a}\t{b}" for i, (a, b, l) in enumerate(pair_examples(n, seed))]
         write_lines(d / f"{split}.tsv", [MRPC_HEADER] + rows, bom=True)  # real MRPC has a BOM
+    rows = [f"{i}\t{i}\t{i + 1}\t{a}\t{b}" for i, (a, b, _) in enumerate(pair_examples(12, 2))]
+    write_lines(d / "test.tsv", ["index" + MRPC_HEADER[len("Quality"):]] + rows, bom=True)
     return str(d)
 
 

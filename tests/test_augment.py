@@ -14,9 +14,11 @@ def AugmentConfig(**kw) -> AugmentArgs:
 
 WORDS = "the movie was not very good but the actors were great".split()
 TAGS = ["DT", "NN", "VBD", "RB", "RB", "JJ", "CC", "DT", "NNS", "VBD", "JJ"]
-POS_WORDS = {"JJ": ["bad", "dull", "good", "great"], "NN": ["film", "movie", "plot"],
-             "NNS": ["actors", "scenes"], "DT": ["a", "the"], "RB": ["not", "so", "very"],
-             "VBD": ["was", "were"], "CC": ["and", "but"]}
+WORDS_BY_TAG = {"JJ": ["bad", "dull", "good", "great"], "NN": ["film", "movie", "plot"],
+                "NNS": ["actors", "scenes"], "DT": ["a", "the"], "RB": ["not", "so", "very"],
+                "VBD": ["was", "were"], "CC": ["and", "but"]}
+POS_WORDS = pos_vocabulary([[w for ws in WORDS_BY_TAG.values() for w in ws]],
+                           [[t for t, ws in WORDS_BY_TAG.items() for _ in ws]])
 
 
 def rng(seed=0):
@@ -50,7 +52,7 @@ def test_masking_rate_and_pos_replacement_keep_the_tag():
                 masked += 1
             elif o != w:
                 replaced += 1
-                assert o in POS_WORDS[t]
+                assert o in WORDS_BY_TAG[t]
     assert abs(masked / total - 0.1) < 0.01
     # A same-tag draw can return the word itself, so changed words are fewer than 10%.
     assert 0.05 < replaced / total < 0.1
@@ -78,9 +80,24 @@ def test_sentence_spans_and_sampling():
     assert seen == {tuple(words[a:b]) for a, b in sentence_spans(words)}
 
 
-def test_pos_vocabulary_skips_specials():
-    vocab = pos_vocabulary([["a", MASK, "film"], ["the", "plot"]], [["DT", "NN", "NN"], ["DT", "NN"]])
-    assert vocab == {"DT": ["a", "the"], "NN": ["film", "plot"]}
+def test_pos_vocabulary_skips_specials_and_weights_by_count():
+    vocab = pos_vocabulary([["a", MASK, "film", "film"], ["the", "plot"]],
+                           [["DT", "NN", "NN", "NN"], ["DT", "NN"]])
+    assert {t: ws for t, (ws, _) in vocab.items()} == {"DT": ["a", "the"], "NN": ["film", "plot"]}
+    np.testing.assert_allclose(vocab["NN"][1], [2 / 3, 1.0])  # film twice, plot once
+    uniform = pos_vocabulary([["film", "film", "plot"]], [["NN"] * 3], sampling="uniform")
+    np.testing.assert_allclose(uniform["NN"][1], [0.5, 1.0])
+
+
+def test_pos_replacement_follows_the_unigram_distribution_within_the_tag():
+    """Tang et al.: the unigram distribution re-normalized by the tag, so a word seen 9 times
+    as often as another is drawn 9 times as often; uniform draws them equally."""
+    words, tags = ["common"] * 90 + ["rare"] * 10, ["JJ"] * 100
+    for sampling, want in (("unigram", 0.9), ("uniform", 0.5)):
+        vocab, r = pos_vocabulary([words], [tags], sampling), rng(4)
+        draws = [mask_and_replace(["good"], ["JJ"], r, vocab, 0.0, 1.0)[0] for _ in range(4000)]
+        assert abs(draws.count("common") / len(draws) - want) < 0.03, sampling
+        assert set(draws) == {"common", "rare"}
 
 
 def test_each_augmented_sample_comes_from_its_own_example():
@@ -140,3 +157,17 @@ def test_english_pos_tags_missing_spacy_is_clear(monkeypatch):
 def test_chinese_pos_tags():
     tags = pos_tags([["房间", "很", "干净"], ["干净"]], "zh")
     assert [t[0] for t in tags] == ["n", "a"] and len(tags[0]) == 3 and tags[0][2] == "a"
+
+
+def test_pair_augment_one_keeps_one_text_whole():
+    a, b = "the movie was great".split(), "a great film".split()
+    cfg = AugmentConfig(p_mask=0.5, p_pos=0.0, p_ng=0.0, pair_augment="one")
+    changed = []
+    for s in range(200):
+        out = augment_example((a, b), (["NN"] * 4, ["NN"] * 3), rng(s), {}, cfg)
+        assert out[0] == a or out[1] == b
+        changed.append((out[0] != a, out[1] != b))
+    assert (True, False) in changed and (False, True) in changed
+    both = AugmentConfig(p_mask=0.5, p_pos=0.0, p_ng=0.0)
+    outs = [augment_example((a, b), (["NN"] * 4, ["NN"] * 3), rng(s), {}, both) for s in range(50)]
+    assert any(out[0] != a and out[1] != b for out in outs)

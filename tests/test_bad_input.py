@@ -262,6 +262,12 @@ CASES = [
      lambda c: c.predict(_remove(c.export(), "model.onnx"), b"a film\n", "--backend", "onnxruntime"), r"incomplete export, model\.onnx missing"),
     ("predict-input", "predict: --input does not exist",
      lambda c: __import__("predict").main([c.student["export"], "--input", c.path("nope.txt")]), r"--input .*nope\.txt: file not found"),
+    ("glue-test-missing", "predict --format glue: no test.tsv in --data_dir",
+     lambda c: __import__("predict").main([c.student["export"], "--format", "glue", "--task_name", "sst-2", "--data_dir", c.data(), "--output", c.path("sub")]), r"sst2/test\.tsv: file not found"),
+    ("glue-task", "predict --format glue: a model of another task",
+     lambda c: __import__("predict").main([c.student["export"], "--format", "glue", "--task_name", "mrpc", "--output", c.path("sub")]), r"a sst-2 model, not mrpc"),
+    ("pipeline-seeds", "pipeline: --seeds repeats a seed",
+     lambda c: __import__("pipeline").main(["--seeds", "1", "2", "1"]), r"--seeds: \[1, 2, 1\] repeats a seed"),
 ]
 
 

@@ -152,14 +152,37 @@ def test_distill_pair_task_with_pos_and_baseline(tiny_teacher, mrpc_dir, tmp_pat
     assert list((tmp_path / "cache").glob("pos-en-*.json"))
 
 
-def test_online_teacher_runs(tiny_teacher, sst2_dir, tmp_path):
+def test_online_teacher_gives_the_cached_logits(tiny_teacher, sst2_dir, tmp_path):
+    """PaddleNLP's way (the eager teacher on every batch) computes what the cache holds."""
+    from augment import TransferSet
+    from teachers import online_teacher
+
+    run_distill(tmp_path, tiny_teacher, sst2_dir, "--max_steps", "1")
+    [path] = logits_files(tmp_path / "cache")
+    [transfer] = (tmp_path / "cache").glob("transfer-*.json")
+    payload = json.load(open(transfer))["payload"]
+    ts = TransferSet([tuple(w) for w in payload["words"]], np.asarray(payload["source"]),
+                     np.asarray(payload["original"]))
+    logits = online_teacher(ts, str(tiny_teacher), 2, None, 128)
+    cached = np.load(path)
+    for idx in np.array_split(np.random.default_rng(0).permutation(len(ts)), 7):
+        np.testing.assert_allclose(logits(idx)["teacher_logits"], cached[idx], atol=1e-5)
     results = bert_distill.main(
         ["--task_name", "sst-2", "--data_dir", str(sst2_dir), "--teacher_path", str(tiny_teacher),
          "--output_dir", str(tmp_path / "o"), "--n_iter", "1", "--p_pos", "0", "--emb_dim", "8",
          "--hidden_size", "8", "--fc_size", "8", "--max_steps", "3", "--device", "cpu",
          "--online_teacher"])
     assert results["steps"] == 3
-    assert not (tmp_path / "o" / "cache").exists() or not list((tmp_path / "o" / "cache").glob("logits-*"))
+    assert not list((tmp_path / "o" / "cache").glob("logits-*"))
+
+
+def test_student_reads_masked_words_as_unk_or_its_own_mask():
+    from augment import masked_as
+    from data import MASK, UNK
+
+    words = [(["a", MASK, "film"],), (["good", "plot"], [MASK])]
+    assert masked_as(words, UNK) == [(["a", UNK, "film"],), (["good", "plot"], [UNK])]
+    assert masked_as(words, MASK) == words
 
 
 def test_bad_teacher_is_a_clear_error(tiny_en, sst2_dir, tmp_path):

@@ -106,8 +106,9 @@ def test_kill_every_stage_then_resume_gives_identical_results(seed, reference, t
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_killed_export_leaves_a_whole_export(seed, reference, tiny_teacher, tmp_path):
-    """An export killed at a random point leaves the earlier export or the new one, whole
-    (never a mix); the rerun finishes it and leaves no scratch folder behind."""
+    """An export killed while it writes (after it announces its scratch folder, before the
+    swap) leaves the earlier export whole and usable; the rerun finishes it and leaves no
+    scratch folder behind."""
     from predict import main as predict
 
     data_dir, _ = reference
@@ -115,22 +116,45 @@ def test_killed_export_leaves_a_whole_export(seed, reference, tiny_teacher, tmp_
                    capture_output=True, timeout=300)
     dst = tmp_path / "exported"
     cmd = [sys.executable, os.path.join(ROOT, "export.py"), str(tmp_path / "run"), str(dst)]
-    t0 = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True, timeout=300)
-    duration = time.perf_counter() - t0
     files = sorted(os.listdir(dst))
     (tmp_path / "in.txt").write_text("a great movie\n")
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    started = None
+    for line in proc.stderr:  # how long the write takes, from its announcement to the swap
+        if "swapped in when complete" in line:
+            started = time.perf_counter()
+        elif "swapping" in line:
+            write_seconds = time.perf_counter() - started
+    proc.wait()
     rng = np.random.default_rng(seed)
-    for _ in range(4):  # killed at random points of a whole run of export.py
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(float(rng.uniform(0.3, 1.0) * duration))
-        proc.kill()
-        proc.wait()
+    inside = 0
+    for _ in range(4):
+        inside += kill_when(cmd, "swapped in when complete",
+                            float(rng.uniform(0.1, 0.8) * write_seconds)) and any(
+            p.startswith(".exported.") for p in os.listdir(tmp_path))  # killed mid-write
         assert sorted(os.listdir(dst)) == files
         predict([str(dst), "--input", str(tmp_path / "in.txt"), "--output",
                  str(tmp_path / "preds.jsonl")])
         assert json.loads((tmp_path / "preds.jsonl").read_text())["label"] in (0, 1)
+    assert inside >= 3, f"only {inside} of 4 kills landed inside the write ({write_seconds:.2f}s)"
     subprocess.run(cmd, check=True, capture_output=True, timeout=300)
     assert sorted(os.listdir(dst)) == files
     assert sorted(os.listdir(tmp_path)) == sorted(p for p in os.listdir(tmp_path)
                                                   if not p.startswith("."))
+
+
+def test_a_swap_cut_between_its_renames_puts_the_earlier_folder_back(tmp_path):
+    from utils import replace_folder
+
+    dst = tmp_path / "exported"
+    replace_folder(str(dst), lambda tmp: open(os.path.join(tmp, "a"), "w").write("earlier"))
+    os.rename(dst, tmp_path / ".exported.x1y2.old")  # killed right after the first rename
+
+    def fail(tmp):
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        replace_folder(str(dst), fail)
+    assert (dst / "a").read_text() == "earlier"
+    assert os.listdir(tmp_path) == ["exported"]

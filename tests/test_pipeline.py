@@ -56,8 +56,32 @@ def test_inference_bench_on_a_pair_task(tiny_teacher, mrpc_dir, tmp_path):
     out = tmp_path / "inference.json"
     subprocess.run([sys.executable, os.path.join(ROOT, "bench", "inference.py"), "--task_name",
                     "mrpc", "--student", str(tmp_path / "s"), "--teacher", str(tiny_teacher),
-                    "--data_dir", mrpc_dir, "--json", str(out), "--no_bert_base", "--n", "16",
+                    "--data_dir", mrpc_dir, "--json", str(out), "--no_bert_base",
                     "--min_seconds", "0.01"], check=True, capture_output=True, timeout=300)
     bench = json.loads(out.read_text())
     assert {r["model"] for r in bench["rows"]} == {"BiLSTM student", "fine-tuned teacher"}
     assert bench["student_ms"]["BiLSTM"] > 0
+    # Like for like: every model's batch-1 latency over all 60 dev pairs, in data order.
+    assert {r["latency_texts"] for r in bench["rows"]} == {60}
+    assert "(60;" in bench["setting"] and "every text in data order" in bench["setting"]
+
+
+def test_pipeline_seeds_share_one_teacher_and_one_transfer_set(tiny_en, sst2_dir, tmp_path):
+    state = run_pipeline(tmp_path, sst2_dir, tiny_en[1], "--seeds", "1", "2")
+    out = tmp_path / "p"
+    assert [s for s in state["stages"] if s.startswith(("baseline", "distill"))] == [
+        "baseline-seed1", "distill-seed1", "baseline-seed2", "distill-seed2"]
+    for seed in (1, 2):
+        cfg = json.loads((out / f"seed-{seed}" / "bert_distill" / "config.json").read_text())
+        assert cfg["train"]["seed"] == seed and cfg["augment"]["augment_seed"] == 1
+    # One transfer set, labelled once, for both seeds.
+    assert len(list((out / "cache").glob("transfer-*.json"))) == 1
+    assert "teacher logits: cached" in (out / "distill-seed2.log").read_text()
+    assert "labelled chunk" not in (out / "distill-seed2.log").read_text()
+    report = (out / "report.md").read_text()
+    assert "dev scores over 2 seeds" in report
+    # GLUE's test-set files, for the teacher (through its export) and seed 1's students.
+    for model in ("teacher", "baseline", "distilled"):
+        lines = (out / "submission" / model / "SST-2.tsv").read_text().splitlines()
+        assert lines[0] == "index\tprediction" and len(lines) == 11
+        assert all(l.split("\t")[1] in ("0", "1") for l in lines[1:])

@@ -94,3 +94,38 @@ def test_exported_teacher_predicts_like_eager(tiny_teacher, tmp_path):
                                              "token_type_ids": paddle.to_tensor(types[None])}).numpy()[0]
             p = np.exp(logits - logits.max())
             np.testing.assert_allclose(r["probs"], p / p.sum(), atol=1e-5)
+
+
+def read_submission(path):
+    lines = open(path, encoding="utf-8").read().splitlines()
+    return lines[0], [line.split("\t") for line in lines[1:]]
+
+
+def test_glue_submission_files_for_single_sentences_and_pairs(student_run, sst2_dir, mrpc_dir,
+                                                             tmp_path):
+    """predict.py --format glue writes GLUE's file for the test split: its name (SST-2.tsv,
+    MRPC.tsv), `index<TAB>prediction`, one line per test example in order, labels equal to
+    the model's predictions of those texts."""
+    import predict as predict_cli
+
+    predict_cli.main([str(student_run), "--format", "glue", "--task_name", "sst-2", "--data_dir",
+                      sst2_dir, "--output", str(tmp_path / "sub")])
+    header, rows = read_submission(tmp_path / "sub" / "SST-2.tsv")
+    test = [l.split("\t") for l in open(f"{sst2_dir}/test.tsv").read().splitlines()[1:]]
+    assert header == "index\tprediction" and [r[0] for r in rows] == [t[0] for t in test]
+    direct = run_predict(student_run, [t[1].encode() for t in test])
+    assert [int(r[1]) for r in rows] == [d["label"] for d in direct]
+
+    small.main(["--task_name", "mrpc", "--data_dir", mrpc_dir, "--output_dir", str(tmp_path / "m"),
+                *TINY, "--max_epoch", "1"])
+    predict_cli.main([str(tmp_path / "m"), "--format", "glue", "--task_name", "mrpc",
+                      "--data_dir", mrpc_dir, "--output", str(tmp_path / "sub")])
+    header, rows = read_submission(tmp_path / "sub" / "MRPC.tsv")
+    assert header == "index\tprediction"
+    assert [r[0] for r in rows] == [str(i) for i in range(12)] and {r[1] for r in rows} <= {"0", "1"}
+    with pytest.raises(SystemExit):
+        predict_cli.main([str(student_run), "--format", "glue", "--output", str(tmp_path / "x")])
+    from runs import RunError
+    with pytest.raises(RunError, match="a sst-2 model, not mrpc"):
+        predict_cli.main([str(student_run), "--format", "glue", "--task_name", "mrpc",
+                          "--data_dir", mrpc_dir, "--output", str(tmp_path / "x")])

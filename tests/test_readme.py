@@ -76,14 +76,19 @@ def test_every_readme_command_runs(tiny_en, sst2_dir, tmp_path):
         r = subprocess.run(full, shell=True, cwd=tmp_path, env=env, capture_output=True,
                            text=True, timeout=600)
         assert r.returncode == 0, f"{cmd}\n{r.stderr[-3000:]}"
-        if "predict.py" in cmd:
+        if "--format glue" in cmd:
+            lines = (tmp_path / "submission" / "SST-2.tsv").read_text().splitlines()
+            assert lines[0] == "index\tprediction" and len(lines) == 11
+        elif "predict.py" in cmd:
             out = r.stdout if "--output" not in cmd else (tmp_path / "preds.jsonl").read_text()
             records = [json.loads(line) for line in out.splitlines()]
             assert records and all(set(p) == {"line", "label", "probs"} for p in records)
 
     quick = tmp_path / "output" / "pipeline" / "sst-2-quick"
     stages = json.loads((quick / "pipeline.json").read_text())["stages"]
-    assert list(stages) == ["teacher", "baseline", "distill", "export", "bench", "report"]
+    assert list(stages) == ["teacher", "baseline", "distill", "export", "bench", "export-teacher",
+                            "submission-teacher", "submission-baseline", "submission-distilled",
+                            "report"]
     assert "--early_stopping_patience" in stages["baseline"]["command"]
     rows = [line for line in (quick / "report.md").read_text().splitlines()
             if line.startswith("| ")][1:]
@@ -93,7 +98,9 @@ def test_every_readme_command_runs(tiny_en, sst2_dir, tmp_path):
     assert (quick / "report.png").read_bytes()[:4] == b"\x89PNG"
     for d in ("teacher", "small", "bert_distill"):
         assert (quick / d / "results.json").exists()
-    assert (tmp_path / "output" / "pipeline" / "sst-2-cpu" / "report.md").exists()
+    cpu = tmp_path / "output" / "pipeline" / "sst-2-cpu"
+    assert "dev scores over 3 seeds" in (cpu / "report.md").read_text()
+    assert (cpu / "submission" / "distilled" / "SST-2.tsv").exists()
     assert (tmp_path / "report" / "sst-2" / "report.png").exists()
     teacher_export = json.loads((tmp_path / "exported" / "sst-2-teacher" / "export.json").read_text())
     assert teacher_export["kind"] == "teacher"

@@ -89,3 +89,40 @@ def test_report_errors(runs, tmp_path):
     os.remove(os.path.join(small, "config.json"))
     with pytest.raises(ReportError, match=r"small: no run settings"):
         report([small], str(tmp_path / "out"))
+
+
+def test_runs_of_one_model_over_seeds_are_summarised(tmp_path):
+    """Mean, sample sd and range of best and final dev over seeds, against numpy; a setting
+    other than the seed splits a model in two."""
+    import numpy as np
+
+    best, final = {"small": [0.82, 0.80, 0.81], "bert_distill": [0.88, 0.87, 0.89]}, \
+        {"small": [0.80, 0.79, 0.805], "bert_distill": [0.875, 0.87, 0.885]}
+    dirs = []
+    for kind in ("small", "bert_distill"):
+        for seed, b, f in zip((1, 2, 3), best[kind], final[kind]):
+            d = write_run(tmp_path / f"{kind}{seed}", kind, {"acc": b}, 100, [(1, b), (2, f)],
+                          train={"seed": seed, "output_dir": f"x{seed}", "num_threads": seed},
+                          distill={"student_mask": "unk"})
+            with open(os.path.join(d, "results.json")) as fh:
+                res = json.load(fh)
+            res.update(last_dev={"epoch": 2, "acc": f}, stopped_early=seed == 2)
+            with open(os.path.join(d, "results.json"), "w") as fh:
+                json.dump(res, fh)
+            dirs.append(d)
+    other = write_run(tmp_path / "mask", "bert_distill", {"acc": 0.5}, 100, [(1, 0.5)],
+                      train={"seed": 1}, distill={"student_mask": "mask"})
+    md = report(dirs + [other], str(tmp_path / "out"))
+    seeds_part = md.split("size and speed")[0]
+    rows = {l.split(" | ")[0][2:]: l for l in seeds_part.splitlines() if l.startswith("| ")}
+    for kind, name in (("small", "BiLSTM (small.py)"),
+                       ("bert_distill", "distilled BiLSTM (bert_distill.py) student_mask=unk")):
+        for values in (best[kind], final[kind]):
+            v = np.array(values)
+            want = f"{v.mean():.4f} ± {v.std(ddof=1):.4f} ({v.min():.4f}–{v.max():.4f})"
+            assert want in rows[name], (want, rows[name])
+        assert "| 1, 2, 3 |" in rows[name] and "| 2, 2 (early), 2 |" in rows[name]
+    assert "| 0.5000 | 0.5000 |" in rows["distilled BiLSTM (bert_distill.py) student_mask=mask"]
+    gain_best = 100 * (np.mean(best["bert_distill"]) - np.mean(best["small"]))
+    gain_final = 100 * (np.mean(final["bert_distill"]) - np.mean(final["small"]))
+    assert f"best acc {gain_best:+.2f}, final acc {gain_final:+.2f}" in md

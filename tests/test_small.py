@@ -54,12 +54,34 @@ def test_single_sentence_run_learns_and_writes_its_files(sst2_dir, tmp_path):
     assert open(out / "vocab.txt").read().split("\n")[:-1] == best["vocab"]
 
 
+def test_f1_against_a_hand_computed_answer():
+    from utils import classification_metrics
+
+    # tp 2 (items 0, 4), fp 1 (item 1), fn 2 (items 3, 5): P 2/3, R 1/2, F1 4/7.
+    m = classification_metrics([1, 1, 0, 0, 1, 0], [1, 0, 0, 1, 1, 1], ["acc", "f1"])
+    assert m == pytest.approx({"acc": 3 / 6, "precision": 2 / 3, "recall": 1 / 2, "f1": 4 / 7})
+    assert classification_metrics([0, 0], [1, 0], ["acc", "f1"])["f1"] == 0.0
+
+
 def test_pair_run_reports_accuracy_and_f1(mrpc_dir, tmp_path):
+    """A pair run's dev acc and F1 equal scikit-learn's on the predictions of its best
+    checkpoint, read back from the run directory."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from data import TASKS, load_split
+    from inference import load_model
+
     results = run(mrpc_dir, tmp_path / "mrpc", "--max_epoch", "8", task="mrpc")
     assert {"acc", "f1", "precision", "recall", "loss"} <= set(results["dev"])
     assert results["dev"]["acc"] >= 0.85  # same polarity or not: learnable from 300 pairs
     cfg = paddle.load(str(tmp_path / "mrpc" / "best.ckpt"))["model_config"]
     assert cfg["pair"] is True
+    dev = load_split(TASKS["mrpc"], "dev", mrpc_dir)
+    model = load_model(str(tmp_path / "mrpc"))
+    preds = model.run(model.collate([model.encode(e.texts) for e in dev])).argmax(axis=1)
+    labels = [e.label for e in dev]
+    assert results["dev"]["acc"] == pytest.approx(accuracy_score(labels, preds))
+    assert results["dev"]["f1"] == pytest.approx(f1_score(labels, preds))
 
 
 def test_chinese_run_tokenizes_with_jieba(chnsenticorp_dir, tmp_path):

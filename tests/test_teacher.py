@@ -194,12 +194,17 @@ def _run_teacher(tmp_path, backbone, task, data_dir, *extra):
 def test_teacher_finetunes_saves_and_reloads(tiny_en, sst2_dir, tmp_path):
     from teachers import load_teacher
 
-    results = _run_teacher(tmp_path, tiny_en[1], "sst-2", sst2_dir)
+    results = _run_teacher(tmp_path, tiny_en[1], "sst-2", sst2_dir, *"--max_epoch 6 --lr 2e-3".split())
     out = tmp_path / "t"
     assert {"config.json", "model_state.pdparams", "vocab.txt", "results.json", "metrics.jsonl",
             "run_config.json"} <= set(os.listdir(out))
     assert not [f for f in os.listdir(out) if f.startswith(".save_")]
-    assert results["task"] == "sst-2" and 0.0 <= results["dev"]["acc"] <= 1.0
+    assert results["task"] == "sst-2"
+    # The fixture's label is one sentiment word: fine-tuning must learn it, well above the
+    # majority-class rate of the dev set.
+    labels = [int(l.rsplit("\t", 1)[1]) for l in open(os.path.join(sst2_dir, "dev.tsv")).read().splitlines()[1:]]
+    majority = max(labels.count(0), labels.count(1)) / len(labels)
+    assert results["dev"]["acc"] >= majority + 0.2, (results["dev"]["acc"], majority)
     assert json.load(open(out / "results.json"))["dev"] == results["dev"]
     lrs = [r["lr"] for r in map(json.loads, open(out / "metrics.jsonl")) if r["split"] == "train"]
     assert lrs[-1] < max(lrs)  # linear decay after warm-up
