@@ -67,6 +67,11 @@ def group_runs(runs: list[Run]) -> list[tuple[str, list[Run]]]:
     return named
 
 
+def shared_metrics(runs: list[Run]) -> list[str]:
+    """The metrics every run reports (pair tasks add F1 to accuracy)."""
+    return [m for m in ("acc", "f1") if all(m in r.results["dev"] for r in runs)]
+
+
 def final_dev(r: Run) -> dict:
     """The dev scores of a run's last evaluation (where it stopped)."""
     return r.results.get("last_dev") or (r.curve[-1] if r.curve else r.results["dev"])
@@ -149,7 +154,7 @@ def speed_by_source(inference: dict | None) -> dict[str, dict]:
 
 def markdown_table(runs: list[Run], inference: dict | None,
                    names: list[str] | None = None) -> str:
-    metrics = [m for m in ("acc", "f1") if all(m in r.results["dev"] for r in runs)]
+    metrics = shared_metrics(runs)
     speed = speed_by_source(inference)
     head = ["model", *[f"dev {m}" for m in metrics], "parameters", "MB on disk"]
     if speed:
@@ -234,7 +239,7 @@ def report(run_dirs: list[str], out: str, inference_path: str | None = None) -> 
     if n_seeds == 1:
         md = f"### {task}: dev scores, size and speed\n\n" + markdown_table(runs, inference)
     else:
-        metrics = [m for m in ("acc", "f1") if all(m in r.results["dev"] for r in runs)]
+        metrics = shared_metrics(runs)
         md = (f"### {task}: dev scores over {n_seeds} seeds\n\n" + seeds_table(groups, metrics)
               + "\n" + gains(groups, metrics) + f"\n### {task}: size and speed (first run of "
               f"each model)\n\n" + markdown_table([rs[0] for _, rs in groups], inference,
