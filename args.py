@@ -231,6 +231,10 @@ class DistillArgs:
                              "(the teacher always reads its [MASK]): unk, the unknown-word "
                              "vector (Tang et al.), or mask, a [MASK] vector of its own",
                              choices=["unk", "mask"])
+    balance_labels: bool = flag(False, "weight transfer examples so the teacher's labels are as "
+                                "frequent as on the original training examples (see "
+                                "losses.balance_weights; for pair tasks, whose augmented "
+                                "copies drift to one label)")
     cache_dir: str | None = flag(None, "where the transfer set and teacher logits are cached "
                                  "(default: <output_dir>/cache)", runtime=True)
     online_teacher: bool = flag(False, "run the teacher on every batch instead of caching "
@@ -248,6 +252,8 @@ class DistillArgs:
         _check(self.temperature > 0, "temperature", "must be > 0")
         _check(self.kd_loss == "soft_ce" or self.temperature == 1.0, "temperature",
                "only --kd_loss soft_ce uses a temperature")
+        _check(not (self.balance_labels and self.online_teacher), "balance_labels",
+               "needs the cached teacher logits; drop --online_teacher")
         _check(self.baseline_dir is None or os.path.isdir(self.baseline_dir), "baseline_dir",
                f"{self.baseline_dir} is not a directory")
 

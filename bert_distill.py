@@ -23,7 +23,7 @@ import paddle
 from args import TEACHER_ROOT, parse_config
 from augment import cached_transfer_set, masked_as
 from data import MASK, TASKS, UNK, encode, load_data, make_vocab
-from losses import distill_loss
+from losses import balance_weights, distill_loss
 from runs import baseline_summary
 from student import prepare_student, train_student
 from teachers import label_transfer_set, online_teacher
@@ -63,6 +63,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
             k.label_precision, k.label_chunk_size)
         seconds["labelling"] = round(time.perf_counter() - t0, 1)
         logger.info("teacher logits ready in %.1fs", seconds["labelling"])
+        if k.balance_labels:
+            extra["weight"] = balance_weights(extra["teacher_logits"], ts.original)
+            labels, first = np.unique(extra["teacher_logits"].argmax(axis=1), return_index=True)
+            logger.info("--balance_labels: %s", ", ".join(
+                f"weight {extra['weight'][i]:.2f} where the teacher says {c}"
+                for c, i in zip(labels, first)))
     vocab = make_vocab(cfg.data, data)
     results_extra = {"teacher_path": k.teacher_path, "transfer_examples": len(ts),
                      "n_iter": aug.n_iter, "online_teacher": k.online_teacher,

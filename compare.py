@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+from dataclasses import MISSING
 
 from args import GROUPS
 from runs import Run, RunError, load_run, read_json
@@ -39,7 +40,9 @@ def model_settings(r: Run) -> dict[str, object]:
         if group not in GROUPS or not isinstance(values, dict):
             continue
         fields = {f.name: f for f in GROUPS[group].__dataclass_fields__.values()}
-        for name, v in values.items():
+        # a setting added after a run was made reads as its default
+        defaults = {n: f.default for n, f in fields.items() if f.default is not MISSING}
+        for name, v in {**defaults, **values}.items():
             f = fields.get(name)
             if (group, name) not in SEEDS and not (f and f.metadata.get("runtime")) \
                     and name != "output_dir":

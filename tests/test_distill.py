@@ -9,7 +9,7 @@ import pytest
 
 import bert_distill
 import teachers
-from losses import distill_loss, mse, soft_ce
+from losses import balance_weights, distill_loss, mse, soft_ce
 
 
 def t(x):
@@ -18,7 +18,7 @@ def t(x):
 
 def test_mse_is_mean_squared_error_of_logits():
     s, q = np.array([[1.0, -1.0], [0.5, 2.0]]), np.array([[0.0, 0.0], [1.5, 1.0]])
-    assert float(mse(t(s), t(q), 1.0)) == pytest.approx(((s - q) ** 2).mean())
+    np.testing.assert_allclose(mse(t(s), t(q), 1.0).numpy(), ((s - q) ** 2).mean(axis=1))
 
 
 def test_soft_ce_matches_formula_and_is_minimal_at_the_teacher():
@@ -26,8 +26,8 @@ def test_soft_ce_matches_formula_and_is_minimal_at_the_teacher():
     T = 2.0
     p = np.exp(q / T) / np.exp(q / T).sum()
     log_s = s / T - np.log(np.exp(s / T).sum())
-    assert float(soft_ce(t(s), t(q), T)) == pytest.approx(-(p * log_s).sum() * T * T, rel=1e-5)
-    assert float(soft_ce(t(q), t(q), T)) < float(soft_ce(t(s), t(q), T))
+    assert float(soft_ce(t(s), t(q), T)[0]) == pytest.approx(-(p * log_s).sum() * T * T, rel=1e-5)
+    assert float(soft_ce(t(q), t(q), T)[0]) < float(soft_ce(t(s), t(q), T)[0])
 
 
 def test_alpha_mixes_cross_entropy_on_originals_only():
@@ -35,11 +35,26 @@ def test_alpha_mixes_cross_entropy_on_originals_only():
     batch = {"teacher_logits": t([[1.0, 1.0], [1.0, 1.0]]),
              "labels": paddle.to_tensor(np.array([1, 1])),
              "original": paddle.to_tensor(np.array([True, False]))}
-    kd = float(mse(logits, batch["teacher_logits"], 1.0))
+    kd = float(mse(logits, batch["teacher_logits"], 1.0).mean())
     ce0 = -np.log(np.exp(0.0) / (np.exp(2.0) + np.exp(0.0)))  # example 0, label 1
     got = float(distill_loss("mse", 0.5, 1.0)(logits, batch))
     assert got == pytest.approx(0.5 * ce0 + 0.5 * kd, rel=1e-5)
     assert float(distill_loss("mse", 0.0, 1.0)(logits, batch)) == pytest.approx(kd)
+
+
+def test_balance_weights_restore_the_originals_label_shares():
+    # originals: teacher says 1 for 3 of 4; augmented copies: 1 for 1 of 4
+    pred = np.array([1, 1, 1, 0, 0, 0, 0, 1])
+    logits = np.eye(2, dtype=np.float32)[pred]
+    original = np.array([True] * 4 + [False] * 4)
+    w = balance_weights(logits, original)
+    np.testing.assert_allclose(w, np.where(pred == 1, 0.75 / 0.5, 0.25 / 0.5))
+    assert w.mean() == pytest.approx(1.0)
+    assert (w * (pred == 1)).sum() / w.sum() == pytest.approx(0.75)  # the originals' share
+    logits_s = t([[0.0, 0.0]] * 8)
+    batch = {"teacher_logits": t(logits), "weight": t(w)}
+    per = ((np.zeros((8, 2)) - logits) ** 2).mean(axis=1)
+    assert float(distill_loss("mse", 0.0, 1.0)(logits_s, batch)) == pytest.approx((per * w).mean())
 
 
 def run_distill(tmp_path, teacher, data_dir, *extra, task="sst-2", out="d"):
@@ -145,7 +160,8 @@ def test_distill_pair_task_with_pos_and_baseline(tiny_teacher, mrpc_dir, tmp_pat
                        "--fc_size", "16", "--max_epoch", "2", "--batch_size", "32",
                        "--optimizer", "adam", "--device", "cpu", "--num_threads", "1"])
     results = run_distill(tmp_path, tiny_teacher, mrpc_dir, "--p_pos", "0.1", "--alpha", "0.5",
-                          "--baseline_dir", str(tmp_path / "base"), task="mrpc")
+                          "--balance_labels", "--baseline_dir", str(tmp_path / "base"),
+                          task="mrpc")
     assert set(results["dev"]) >= {"acc", "f1"}
     assert results["baseline"]["dev"] == base["dev"]
     assert results["baseline"]["gain"] == pytest.approx(results["dev"]["acc"] - base["dev"]["acc"])
@@ -195,6 +211,7 @@ def test_bad_teacher_is_a_clear_error(tiny_en, sst2_dir, tmp_path):
 def test_distill_flag_errors(tmp_path, capsys):
     for argv, needle in ((["--p_mask", "0.7", "--p_pos", "0.5"], "--p_pos"),
                          (["--temperature", "2"], "--temperature"),
+                         (["--balance_labels", "--online_teacher"], "--balance_labels"),
                          (["--teacher_path", str(tmp_path / "no" / "such")], "--teacher_path")):
         with pytest.raises(SystemExit):
             bert_distill.main(argv)
