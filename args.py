@@ -46,7 +46,8 @@ class DataArgs:
     min_freq: int = flag(1, "minimum count of a training word to enter the vocabulary")
     max_vocab_size: int | None = flag(None, "at most N vocabulary entries (most frequent first)")
     embedding_path: str | None = flag(None, "word vectors: word2vec text (.txt[.gz]) or binary "
-                                      "(.bin[.gz], e.g. GoogleNews-vectors-negative300.bin.gz)")
+                                      "(.bin[.gz], e.g. GoogleNews-vectors-negative300.bin.gz), "
+                                      "or a paddlenlp TokenEmbedding .npz")
     embedding_name: str | None = flag(None, "paddlenlp TokenEmbedding name (downloaded), e.g. "
                                       "w2v.google_news.target.word-word.dim300.en")
 

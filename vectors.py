@@ -1,14 +1,17 @@
 """Pretrained word vectors for the student's embedding: word2vec text and binary files
-(Google-News word2vec, GloVe), gzipped or not, and paddlenlp's TokenEmbedding by name.
+(Google-News word2vec, GloVe), gzipped or not, and paddlenlp's TokenEmbedding (.npz) by
+name or path.
 
 Files are streamed and only vocabulary words are kept, so a 3M-word file never sits in
-memory whole.
+memory whole (bench/vectors.py measures it at Google-News size).
 """
 from __future__ import annotations
 
 import gzip
 import logging
 import os
+import zipfile
+from typing import Iterator
 
 import numpy as np
 
@@ -104,10 +107,69 @@ def read_word2vec_binary(path: str, vocab: Vocab) -> tuple[dict[int, np.ndarray]
     return found, dim
 
 
+def _npy_blocks(zf: zipfile.ZipFile, name: str, path: str, rows: int
+                ) -> tuple[tuple[int, ...], Iterator[np.ndarray]]:
+    """The shape of the .npz member `name` and its rows in blocks of `rows`, decompressed
+    as they are read: np.load(...)[name] would hold the whole array (3.6 GB for
+    Google-News word2vec). A Fortran-ordered array cannot be cut into rows and is read
+    whole."""
+    try:
+        f = zf.open(name + ".npy")
+    except KeyError:
+        raise DataError(f"{path}: no {name!r} array (paddlenlp's layout: 'vocab', the words, "
+                        f"and 'embedding', one row per word)") from None
+    version = np.lib.format.read_magic(f)
+    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                   else np.lib.format.read_array_header_2_0)
+    shape, fortran, dtype = read_header(f)
+    if dtype.hasobject or not shape:
+        raise DataError(f"{path}: {name!r} is {'pickled Python objects' if shape else 'a scalar'}"
+                        f"; expected an array of {'words' if name == 'vocab' else 'vectors'} "
+                        f"(e.g. saved with np.savez(..., vocab=np.array(words, dtype=str)))")
+    if fortran:
+        whole = np.lib.format.read_array(zf.open(name + ".npy"))
+        return whole.shape, iter([whole[i:i + rows] for i in range(0, len(whole), rows)])
+    row_bytes = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
+
+    def blocks() -> Iterator[np.ndarray]:
+        with f:
+            for start in range(0, shape[0], rows):
+                n = min(rows, shape[0] - start)
+                buf = f.read(n * row_bytes)
+                if len(buf) != n * row_bytes:
+                    raise DataError(f"{path}: {name!r} ends at row {start + len(buf) // row_bytes}"
+                                    f" of {shape[0]} (truncated or corrupt)")
+                yield np.frombuffer(buf, dtype).reshape((n, *shape[1:]))
+    return shape, blocks()
+
+
+def read_npz(path: str, vocab: Vocab, rows: int = 8192) -> tuple[dict[int, np.ndarray], int]:
+    """paddlenlp's TokenEmbedding file (`vocab`: words, `embedding`: [words, dim]), read in
+    blocks of rows so only vocabulary words' vectors are kept."""
+    try:
+        zf = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise DataError(f"{path}: not an .npz (zip) file") from None
+    with zf:
+        (n_words,), words = _npy_blocks(zf, "vocab", path, rows)
+        shape, table = _npy_blocks(zf, "embedding", path, rows)
+        if len(shape) != 2 or shape[0] != n_words:
+            raise DataError(f"{path}: 'embedding' has shape {shape}, expected ({n_words}, dim) "
+                            f"for {n_words} words in 'vocab'")
+        found: dict[int, np.ndarray] = {}
+        exact: set[int] = set()
+        for word_block, vec_block in zip(words, table):
+            for word, vec in zip(word_block, vec_block):
+                i = _lookup(str(word), vocab, found, exact)
+                if i is not None:
+                    found[i] = vec.astype(np.float32)
+    return found, shape[1]
+
+
 def read_token_embedding(name: str, vocab: Vocab) -> tuple[dict[int, np.ndarray], int]:
     """Vectors of a paddlenlp TokenEmbedding by name (downloaded once to paddlenlp's
-    EMBEDDING_HOME). The .npz is read directly: building TokenEmbedding itself would
-    allocate the full table (3M x 300 floats for Google-News word2vec)."""
+    EMBEDDING_HOME), streamed from its .npz: building TokenEmbedding itself would allocate
+    the full table (3M x 300 floats for Google-News word2vec)."""
     from paddle.utils.download import get_path_from_url
     from paddlenlp.embeddings.constant import EMBEDDING_NAME_LIST, EMBEDDING_URL_ROOT
     from paddlenlp.embeddings.token_embedding import EMBEDDING_HOME
@@ -121,15 +183,21 @@ def read_token_embedding(name: str, vocab: Vocab) -> tuple[dict[int, np.ndarray]
     path = os.path.join(EMBEDDING_HOME, name + ".npz")
     if not os.path.exists(path):
         get_path_from_url(f"{EMBEDDING_URL_ROOT}/{name}.tar.gz", EMBEDDING_HOME)
-    data = np.load(path)
-    table = data["embedding"]
-    found: dict[int, np.ndarray] = {}
-    exact: set[int] = set()
-    for j, word in enumerate(data["vocab"]):
-        i = _lookup(str(word), vocab, found, exact)
-        if i is not None:
-            found[i] = table[j].astype(np.float32)
-    return found, table.shape[1]
+    return read_npz(path, vocab)
+
+
+def read_vectors(vocab: Vocab, path: str | None = None, name: str | None = None
+                 ) -> tuple[dict[int, np.ndarray], int]:
+    """({vocab id: vector}, dim) of the vocabulary words in the file `path` (its format
+    told by its name) or the TokenEmbedding `name`."""
+    if name is not None:
+        return read_token_embedding(name, vocab)
+    if not os.path.isfile(path):
+        raise DataError(f"--embedding_path {path}: file not found")
+    reader = (read_npz if path.endswith(".npz") else
+              read_word2vec_binary if path.endswith((".bin", ".bin.gz")) else
+              read_word2vec_text)
+    return reader(path, vocab)
 
 
 def load_embedding_matrix(vocab: Vocab, rng: np.random.Generator, path: str | None = None,
@@ -140,17 +208,8 @@ def load_embedding_matrix(vocab: Vocab, rng: np.random.Generator, path: str | No
     Random vectors have the pretrained vectors' standard deviation so both kinds start on
     the same scale. Logs coverage by word types and by training tokens.
     """
-    if path is not None:
-        if not os.path.isfile(path):
-            raise DataError(f"--embedding_path {path}: file not found")
-        binary = path.endswith((".bin", ".bin.gz"))
-        found, file_dim = (read_word2vec_binary if binary else read_word2vec_text)(path, vocab)
-        source = path
-    elif name is not None:
-        found, file_dim = read_token_embedding(name, vocab)
-        source = name
-    else:
-        found, file_dim, source = {}, dim, None
+    source = path or name
+    found, file_dim = read_vectors(vocab, path, name) if source else ({}, dim)
     if dim is not None and dim != file_dim:
         raise DataError(f"--emb_dim {dim} contradicts the {file_dim}-dimensional vectors of "
                         f"{source}; drop --emb_dim (it is read from the vectors)")

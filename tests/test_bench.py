@@ -1,7 +1,9 @@
 """The benchmarks measure like with like: the emulation of PaddleNLP's small.py writes no
 checkpoint (PaddleNLP's SST-2 command saves every 10,000 steps, beyond any timed window)."""
 import importlib.util
+import json
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -10,9 +12,11 @@ from conftest import ROOT
 
 
 def load_bench(name: str):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "bench", f"{name}.py"))
+    # not under its own name: bench/vectors.py would shadow the library's vectors.py
+    spec = importlib.util.spec_from_file_location(f"bench_{name}",
+                                                  os.path.join(ROOT, "bench", f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # its dataclasses look their module up
+    sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -32,3 +36,32 @@ def test_paddlenlp_emulation_writes_no_checkpoint(monkeypatch):
     row = bench.Row("PaddleNLP small.py", False, 8, 8, 8, False, 1, eval_every=2)
     speed, padded = bench.measure(row, enc, enc, 50, steps=4, seed=0)
     assert speed > 0 and padded >= 2
+
+
+def test_vectors_bench_files_hold_what_the_readers_find(sst2_dir, tmp_path):
+    """Every format the vectors bench writes reads back the same vectors for every
+    vocabulary word (half of them capitalized in the file), in a process of its own."""
+
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "vectors.py"), "--data_dir",
+                          sst2_dir, "--words", "3000", "--dim", "8", "--json",
+                          str(tmp_path / "v.json")], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    rows = {r["format"]: r for r in json.load(open(tmp_path / "v.json"))}
+    assert set(rows) == {"bin", "bin.gz", "txt", "npz"}
+    assert all(r["found"] == r["vocab_words"] > 0 and r["peak_above_before"] >= 0 for r in rows.values())
+
+    bench = load_bench("vectors")
+    from data import build_vocab
+    from vectors import read_vectors
+
+    words = bench.file_words(["good", "film"], 50, np.random.default_rng(0))
+    vocab = build_vocab([["good", "film"]])
+    got = {}
+    for fmt, name in bench.FORMATS.items():
+        path = str(tmp_path / name)
+        bench.WRITERS[fmt](path, words, 8)
+        got[fmt] = read_vectors(vocab, path)[0]
+    for i in (vocab.index["good"], vocab.index["film"]):
+        np.testing.assert_array_equal(got["bin"][i], got["npz"][i])
+        np.testing.assert_array_equal(got["bin"][i], got["bin.gz"][i])
+        np.testing.assert_allclose(got["txt"][i], got["bin"][i], atol=6e-5)  # 4 decimals

@@ -7,7 +7,7 @@ from conftest import shared, write_lines
 from data import (MASK, PAD, TASKS, UNK, DataError, Example, Vocab, build_vocab, collate, encode,
                   load_split, make_batches, read_tsv, read_word_list, tokenize, tokenize_en,
                   tokenize_zh)
-from vectors import load_embedding_matrix, read_word2vec_binary, read_word2vec_text
+from vectors import load_embedding_matrix, read_npz, read_word2vec_binary, read_word2vec_text
 
 
 # ----------------------------------------------------------------- readers
@@ -215,6 +215,51 @@ def test_embedding_by_name_reads_paddlenlp_cache(tmp_path, monkeypatch, vocab):
     assert m.shape == (len(vocab), 300) and np.all(m[vocab.index["paris"]] == 1)
     with pytest.raises(DataError, match=r"--embedding_name 'w2v.google_news' is not a paddlenlp"):
         load_embedding_matrix(vocab, np.random.default_rng(0), name="w2v.google_news")
+
+
+@pytest.mark.parametrize("save, order", [(np.savez, "C"), (np.savez_compressed, "C"),
+                                         (np.savez, "F")])
+def test_npz_read_in_row_blocks(tmp_path, vocab, save, order):
+    """paddlenlp's layout, stored or compressed, read in blocks smaller than the file (the
+    cased file word fills the lowercased vocabulary word, as in the other readers)."""
+    names = list(VECS) + [f"w{i}" for i in range(7)]
+    table = np.arange(len(names) * 3, dtype=np.float32).reshape(-1, 3)
+    path = tmp_path / "e.npz"
+    save(path, vocab=np.array(names), embedding=np.asarray(table, order=order))
+    found, dim = read_npz(str(path), vocab, rows=2)
+    assert dim == 3 and len(found) == 3
+    for w in ("good", "Paris", "film"):
+        np.testing.assert_array_equal(found[vocab.index[w.lower()]], table[names.index(w)])
+    m = load_embedding_matrix(vocab, np.random.default_rng(0), path=str(path))
+    np.testing.assert_array_equal(m[vocab.index["film"]], table[names.index("film")])
+
+
+def test_bad_npz_vectors(tmp_path, vocab):
+    np.savez(tmp_path / "a.npz", vocab=np.array(["good", "film"]), embedding=np.ones((3, 2)))
+    with pytest.raises(DataError, match=r"a\.npz: 'embedding' has shape \(3, 2\), expected \(2, dim\)"):
+        read_npz(str(tmp_path / "a.npz"), vocab)
+    np.savez(tmp_path / "b.npz", words=np.array(["good"]), embedding=np.ones((1, 2)))
+    with pytest.raises(DataError, match=r"b\.npz: no 'vocab' array \(paddlenlp's layout"):
+        read_npz(str(tmp_path / "b.npz"), vocab)
+    np.savez(tmp_path / "o.npz", vocab=np.array(["good"], dtype=object), embedding=np.ones((1, 2)))
+    with pytest.raises(DataError, match=r"o\.npz: 'vocab' is pickled Python objects; expected an array of words"):
+        read_npz(str(tmp_path / "o.npz"), vocab)
+    (tmp_path / "c.npz").write_text("good 1 2 3\n")
+    with pytest.raises(DataError, match=r"c\.npz: not an \.npz \(zip\) file"):
+        read_npz(str(tmp_path / "c.npz"), vocab)
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "d.npz", "w") as z:  # the table's bytes cut short
+        z.writestr("vocab.npy", _npy(np.array(["good", "film"])))
+        z.writestr("embedding.npy", _npy(np.ones((2, 4), dtype=np.float32))[:-8])
+    with pytest.raises(DataError, match=r"d\.npz: 'embedding' ends at row 1 of 2"):
+        read_npz(str(tmp_path / "d.npz"), vocab, rows=1)
+
+
+def _npy(arr):
+    import io
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
 
 
 # ------------------------------------------------------------------ batching
