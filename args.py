@@ -208,10 +208,20 @@ class AugmentArgs:
 
 @dataclass
 class DistillArgs:
-    teacher_path: str | None = flag(
+    teacher_path: list[str] | None = flag(
         None, "fine-tuned teacher: a save_pretrained directory, or PaddleNLP's "
         "model_state.pdparams with --model_name (default: pretrained_models/<task_name>, "
-        "where teacher.py saves)")
+        "where teacher.py saves); several: their logits are averaged (an ensemble)")
+    teacher_logits: str | None = flag(
+        None, "distil from logits computed elsewhere for the texts --export_transfer_set "
+        "wrote: JSONL ({\"id\": 0, \"logits\": [..]}) or TSV (id<TAB>logit<TAB>...), one "
+        "row per transfer example")
+    export_transfer_set: str | None = flag(
+        None, "write the transfer set's texts to this TSV (id<TAB>text, pairs "
+        "id<TAB>text_a<TAB>text_b; [MASK] marks a masked word) and stop", runtime=True)
+    transfer_file: str | None = flag(
+        None, "unlabeled in-domain texts (one per line; pairs: two tab-separated texts) that "
+        "join the transfer set and are augmented like the training examples")
     model_name: str | None = flag(None, "backbone a bare --teacher_path .pdparams was "
                                   "fine-tuned from, e.g. bert-base-uncased")
     teacher_max_seq_length: int = flag(128, "word pieces the teacher sees per example")
@@ -244,9 +254,21 @@ class DistillArgs:
                                     runtime=True)
 
     def __post_init__(self):
-        p = self.teacher_path
-        _check(p is None or os.path.exists(p) or os.path.sep not in p, "teacher_path",
-               f"{p}: no such directory or file")
+        for p in self.teacher_path or []:
+            _check(os.path.exists(p) or os.path.sep not in p, "teacher_path",
+                   f"{p}: no such directory or file")
+        for name in ("teacher_logits", "transfer_file"):
+            p = getattr(self, name)
+            _check(p is None or os.path.isfile(p), name, f"{p}: file not found")
+        _check(not (self.teacher_logits and self.teacher_path), "teacher_logits",
+               "give --teacher_logits or --teacher_path, not both")
+        _check(not (self.teacher_logits and self.export_transfer_set), "teacher_logits",
+               "--export_transfer_set writes the texts and stops; distil with "
+               "--teacher_logits in a second run")
+        _check(not (self.online_teacher and (self.teacher_logits or
+                                             len(self.teacher_path or []) > 1)),
+               "online_teacher", "runs one teacher of ours; drop --teacher_logits or the "
+               "extra --teacher_path")
         for name in ("teacher_max_seq_length", "teacher_batch_size", "label_chunk_size"):
             _check(getattr(self, name) >= 1, name, "must be >= 1")
         _check(0.0 <= self.alpha <= 1.0, "alpha", "must be in [0, 1]")
@@ -305,6 +327,9 @@ def build_parser(groups: Sequence[str], description: str = "",
             default = defaults.get(f.name, f.default)
             if tp is bool:
                 group.add_argument(f"--{f.name}", action="store_true", help=f.metadata["help"])
+            elif typing.get_origin(tp) is list:
+                group.add_argument(f"--{f.name}", type=typing.get_args(tp)[0], nargs="+",
+                                   default=default, help=_help(f.metadata["help"], default))
             else:
                 group.add_argument(f"--{f.name}", type=tp, default=default,
                                    choices=f.metadata.get("choices"),

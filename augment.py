@@ -19,7 +19,7 @@ import numpy as np
 
 from args import AugmentArgs
 from data import MASK, SPECIAL_TOKENS, DataError
-from utils import content_hash, read_verified_json, write_verified_json
+from utils import atomic_write_text, content_hash, read_verified_json, write_verified_json
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +157,16 @@ def build_transfer_set(token_lists: Sequence[tuple[list[str], ...]],
         for _ in range(cfg.n_iter):
             add(augment_example(ex, ex_tags, rng, pos_words, cfg), i, False)
     return TransferSet(words, np.asarray(source, dtype=np.int64), np.asarray(original, dtype=bool))
+
+
+def write_transfer_texts(ts: TransferSet, path: str) -> None:
+    """The transfer set as a TSV for a teacher outside this project: a header, then per
+    example its id (its row in the transfer set) and its words joined by spaces, the two
+    texts of a pair in two fields; [MASK] marks a masked word."""
+    k = len(ts.words[0]) if ts.words else 1
+    header = "id\t" + ("text" if k == 1 else "text_a\ttext_b") + "\n"
+    atomic_write_text(path, header + "".join(
+        f"{i}\t" + "\t".join(" ".join(f) for f in ex) + "\n" for i, ex in enumerate(ts.words)))
 
 
 def masked_as(words: Sequence[tuple[list[str], ...]], token: str) -> list[tuple[list[str], ...]]:

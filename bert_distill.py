@@ -4,7 +4,9 @@ Three steps with files between them, each reused when its output exists:
   1. transfer set: the training set plus n_iter augmented copies of every example
      (masking, POS-guided replacement, n-gram and sentence sampling), hashed and cached;
   2. teacher logits for every transfer example, computed once by the exported teacher
-     (Paddle Inference) and cached in chunks, so interrupted labelling resumes;
+     (Paddle Inference; several teachers: the mean of their logits) and cached in chunks,
+     so interrupted labelling resumes; or computed by any model outside this project for
+     the texts --export_transfer_set writes, and read with --teacher_logits;
   3. the student (the same model and loop as small.py) trained to match the logits.
 
     python bert_distill.py --task_name sst-2 --data_dir path/to/SST-2 \
@@ -20,15 +22,15 @@ from typing import Sequence
 import numpy as np
 import paddle
 
-from args import TEACHER_ROOT, parse_config
-from augment import cached_transfer_set, masked_as
-from data import MASK, TASKS, UNK, encode, load_data, make_vocab
+from args import TEACHER_ROOT, Config, parse_config
+from augment import TransferSet, cached_transfer_set, masked_as, write_transfer_texts
+from data import MASK, TASKS, UNK, TaskData, encode, load_data, make_vocab, read_transfer_file
 from losses import balance_weights, distill_loss
 from runs import baseline_summary
 from student import prepare_student, train_student
-from teachers import label_transfer_set, online_teacher
+from teachers import file_logits, label_transfer_set, online_teacher
 from trainer import prepare_run, start_run
-from utils import main_first, run_cli
+from utils import is_main, main_first, run_cli, setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -38,39 +40,55 @@ def main(argv: Sequence[str] | None = None) -> dict:
                        __doc__)
     k, t, aug = cfg.distill, cfg.train, cfg.augment
     task = TASKS[cfg.data.task_name]
-    k.teacher_path = k.teacher_path or os.path.join(TEACHER_ROOT, task.name)
+    if not k.teacher_logits:
+        k.teacher_path = k.teacher_path or [os.path.join(TEACHER_ROOT, task.name)]
     aug.n_iter = task.n_iter if aug.n_iter is None else aug.n_iter
     aug.augment_seed = t.seed if aug.augment_seed is None else aug.augment_seed
+    cache_dir = k.cache_dir or os.path.join(t.output_dir, "cache")
+    unlabeled = read_transfer_file(k.transfer_file, task, cfg.data.max_seq_length) \
+        if k.transfer_file else []
+    if k.export_transfer_set:
+        setup_logging()
+        ts, _ = transfer_set(cfg, load_data(cfg.data), unlabeled, cache_dir)
+        if is_main():
+            write_transfer_texts(ts, k.export_transfer_set)
+        logger.info("wrote the %d transfer examples to %s: label them, then distil with the "
+                    "same flags and --teacher_logits FILE", len(ts), k.export_transfer_set)
+        return {"transfer_set": k.export_transfer_set, "examples": len(ts)}
     resume = prepare_run(cfg.to_dict(), t, cfg.script)
     data = load_data(cfg.data)
-    cache_dir = k.cache_dir or os.path.join(t.output_dir, "cache")
 
     t0 = time.perf_counter()
-    ts, ts_key = main_first(lambda: cached_transfer_set(data.train_words, task.language, aug,
-                                                        cache_dir))
+    ts, ts_key = transfer_set(cfg, data, unlabeled, cache_dir)
     # Wall time this invocation spent on each step (near 0 when read from the cache).
     seconds = {"transfer_set": round(time.perf_counter() - t0, 1)}
-    extra = {"original": ts.original}
+    gold = ts.original & (ts.source < len(data.train))  # originals with a gold label
+    extra = {"original": gold}
     batch_extra = None
     if k.online_teacher:  # PaddleNLP's way, kept only to measure what caching saves
-        batch_extra = online_teacher(ts, k.teacher_path, task.num_labels, k.model_name,
+        batch_extra = online_teacher(ts, k.teacher_path[0], task.num_labels, k.model_name,
                                      k.teacher_max_seq_length)
     else:
         t0 = time.perf_counter()
-        extra["teacher_logits"] = label_transfer_set(
-            ts, ts_key, k.teacher_path, k.model_name, task.num_labels,
-            k.teacher_max_seq_length, k.teacher_batch_size, cache_dir, t.device, t.num_threads,
-            k.label_precision, k.label_chunk_size)
+        if k.teacher_logits:
+            logits = file_logits(k.teacher_logits, ts_key, len(ts), task.num_labels, cache_dir)
+        else:  # several teachers: Hinton et al.'s ensemble, the mean of their logits
+            logits = np.mean([label_transfer_set(
+                ts, ts_key, path, k.model_name, task.num_labels, k.teacher_max_seq_length,
+                k.teacher_batch_size, cache_dir, t.device, t.num_threads, k.label_precision,
+                k.label_chunk_size) for path in k.teacher_path], axis=0)
+        extra["teacher_logits"] = logits
         seconds["labelling"] = round(time.perf_counter() - t0, 1)
         logger.info("teacher logits ready in %.1fs", seconds["labelling"])
         if k.balance_labels:
-            extra["weight"] = balance_weights(extra["teacher_logits"], ts.original)
-            labels, first = np.unique(extra["teacher_logits"].argmax(axis=1), return_index=True)
+            extra["weight"] = balance_weights(logits, gold)
+            labels, first = np.unique(logits.argmax(axis=1), return_index=True)
             logger.info("--balance_labels: %s", ", ".join(
                 f"weight {extra['weight'][i]:.2f} where the teacher says {c}"
                 for c, i in zip(labels, first)))
-    vocab = make_vocab(cfg.data, data)
-    results_extra = {"teacher_path": k.teacher_path, "transfer_examples": len(ts),
+    vocab = make_vocab(cfg.data, data, unlabeled)
+    results_extra = {"teacher_path": k.teacher_path, "teacher_logits": k.teacher_logits,
+                     "transfer_examples": len(ts),
                      "n_iter": aug.n_iter, "online_teacher": k.online_teacher,
                      "seconds": seconds}
     if k.baseline_dir:
@@ -89,13 +107,27 @@ def main(argv: Sequence[str] | None = None) -> dict:
     with paddle.utils.unique_name.guard():
         model = prepare_student(cfg, data, vocab, resume)
         start_run(cfg.to_dict(), t)
-        labels = np.asarray([data.train[i].label for i in ts.source], dtype=np.int64)
+        # unlabeled texts (--transfer_file) get label 0, never used: `original` is False
+        labels = np.asarray([data.train[i].label if i < len(data.train) else 0
+                             for i in ts.source], dtype=np.int64)
         words = masked_as(ts.words, UNK if k.student_mask == "unk" else MASK)
         train_set = encode(words, vocab, labels)
         return train_student(cfg, data, vocab, model, train_set,
                              distill_loss(k.kd_loss, k.alpha, k.temperature), resume,
                              extra=extra, batch_extra=batch_extra, results_extra=results_extra,
                              finish=report_gain if k.baseline_dir else None)
+
+
+def transfer_set(cfg: Config, data: TaskData, unlabeled: list[tuple[list[str], ...]],
+                 cache_dir: str) -> tuple[TransferSet, str]:
+    """The training examples plus the unlabeled --transfer_file texts (sources numbered
+    after the training examples), augmented; built once and cached (main process first)."""
+    if unlabeled:
+        logger.info("--transfer_file %s: %d unlabeled texts join the %d training examples",
+                    cfg.distill.transfer_file, len(unlabeled), len(data.train_words))
+    return main_first(lambda: cached_transfer_set(data.train_words + unlabeled,
+                                                  TASKS[cfg.data.task_name].language,
+                                                  cfg.augment, cache_dir))
 
 
 if __name__ == "__main__":

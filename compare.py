@@ -44,6 +44,8 @@ def model_settings(r: Run) -> dict[str, object]:
         defaults = {n: f.default for n, f in fields.items() if f.default is not MISSING}
         for name, v in {**defaults, **values}.items():
             f = fields.get(name)
+            if f and isinstance(v, str) and str(f.type).startswith("list"):
+                v = [v]  # a run from before the flag took several values
             if (group, name) not in SEEDS and not (f and f.metadata.get("runtime")) \
                     and name != "output_dir":
                 out[f"{group}.{name}"] = v

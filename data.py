@@ -236,6 +236,30 @@ def tokenize(examples: Sequence[Example], language: str, max_len: int | None = N
     return out
 
 
+def read_transfer_file(path: str, task: Task, max_len: int | None = None
+                       ) -> list[tuple[list[str], ...]]:
+    """Words of the unlabeled texts in `path` (--transfer_file): one text per line, pair
+    tasks two tab-separated texts; blank lines are skipped."""
+    n_fields = 2 if task.is_pair else 1
+    tok = TOKENIZERS[task.language]
+    out = []
+    with open(path, "rb") as f:
+        for lineno, line in decoded_lines(f, path):
+            if not line.strip():
+                continue
+            texts = line.split("\t")
+            if len(texts) != n_fields:
+                raise DataError(f"{path}:{lineno}: {len(texts)} tab-separated field(s), expected "
+                                f"{n_fields} ({task.name} {'pairs' if task.is_pair else 'texts'})")
+            words = tuple(tok(t)[:max_len] for t in texts)
+            if not all(words):
+                raise DataError(f"{path}:{lineno}: a text with no words after tokenization")
+            out.append(words)
+    if not out:
+        raise DataError(f"{path}: no texts")
+    return out
+
+
 # ---------------------------------------------------------------------- vocabulary
 
 
@@ -345,11 +369,12 @@ def load_data(d: "DataArgs") -> TaskData:
     return TaskData(task, train, dev, train_words, dev_words)
 
 
-def make_vocab(d: "DataArgs", data: TaskData) -> Vocab:
-    """The student's vocabulary of training words, as --vocab_path, --min_freq and
-    --max_vocab_size ask."""
+def make_vocab(d: "DataArgs", data: TaskData,
+               unlabeled: Sequence[tuple[list[str], ...]] = ()) -> Vocab:
+    """The student's vocabulary of training words (and of unlabeled texts it will read),
+    as --vocab_path, --min_freq and --max_vocab_size ask."""
     allowed = read_word_list(d.vocab_path) if d.vocab_path else None
-    vocab = build_vocab((w for ws in data.train_words for w in ws), d.min_freq,
+    vocab = build_vocab((w for ws in (*data.train_words, *unlabeled) for w in ws), d.min_freq,
                         d.max_vocab_size, allowed)
     if len(vocab) == len(SPECIAL_TOKENS):
         raise DataError(f"--vocab_path {d.vocab_path}: none of its {len(allowed):,} words occurs "

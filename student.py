@@ -23,7 +23,7 @@ from losses import LossFn
 from model import BiLSTMStudent, StudentConfig
 from runs import BEST, EXPORT_INFO, LAST, MODEL_STATE, VOCAB, RunError, model_kind, read_json
 from trainer import build_optimizer, fit, load_checkpoint, total_steps
-from utils import atomic_save, atomic_write, atomic_write_json, count_parameters, is_main
+from utils import atomic_save, atomic_write, atomic_write_json, count_parameters, is_main, set_seed
 from vectors import load_embedding_matrix
 
 logger = logging.getLogger(__name__)
@@ -81,8 +81,10 @@ def save_vocab(out: str, vocab: Vocab, resume: bool) -> None:
 
 def prepare_student(cfg: Config, data: TaskData, vocab: Vocab, resume: bool) -> BiLSTMStudent:
     """The student a run trains: new, or rebuilt from last.ckpt when it resumes; its
-    vocabulary saved beside it."""
+    vocabulary saved beside it. Seeded here, so its initial weights depend on --seed alone,
+    not on what ran before (loading a teacher draws random numbers)."""
     out = cfg.train.output_dir
+    set_seed(cfg.train.seed)
     model = student_from_checkpoint(os.path.join(out, LAST))[0] if resume else \
         build_student(cfg, data.task, vocab)
     save_vocab(out, vocab, resume)

