@@ -14,6 +14,8 @@ Three steps with files between them, each reused when its output exists:
 """
 from __future__ import annotations
 
+import cpu  # noqa: F401  (first: sets MKL's CPU type before Paddle loads)
+
 import logging
 import os
 import time

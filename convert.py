@@ -7,6 +7,8 @@ teacher.py load offline.
 """
 from __future__ import annotations
 
+import cpu  # noqa: F401  (first: sets MKL's CPU type before Paddle loads)
+
 import argparse
 import logging
 from typing import Sequence

@@ -9,6 +9,8 @@ also get `model.onnx` for ONNX Runtime, their fastest CPU path.
 """
 from __future__ import annotations
 
+import cpu  # noqa: F401  (first: sets MKL's CPU type before Paddle loads)
+
 import argparse
 import logging
 from typing import Sequence

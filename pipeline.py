@@ -24,6 +24,8 @@ about 15 minutes: 600 teacher steps, n_iter 4 with --alpha 0.5, students stopped
 """
 from __future__ import annotations
 
+import cpu  # noqa: F401  (first: sets MKL's CPU type before Paddle loads)
+
 import argparse
 import os
 from typing import Sequence

@@ -16,6 +16,8 @@ into the --output folder.
 """
 from __future__ import annotations
 
+import cpu  # noqa: F401  (first: sets MKL's CPU type before Paddle loads)
+
 import argparse
 import os
 import sys

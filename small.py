@@ -6,6 +6,8 @@ distillation result is compared against.
 """
 from __future__ import annotations
 
+import cpu  # noqa: F401  (first: sets MKL's CPU type before Paddle loads)
+
 from typing import Sequence
 
 import paddle

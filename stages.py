@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import cpu
 from data import TASKS, Task, load_split
 from runs import EXPORT_INFO, LAST, MODEL_STATE, RESULTS, exists, read_json
 from utils import UserError, atomic_write_json, format_seconds, setup_logging
@@ -223,6 +224,7 @@ def run_pipeline(args: argparse.Namespace) -> dict:
                           os.path.join("output", "pipeline", f"{task.name}-{args.preset}"))
     os.makedirs(out, exist_ok=True)
     setup_logging(os.path.join(out, "pipeline.log"))
+    logger.info("%s", cpu.describe())  # the stages inherit the setting through the environment
     state_path = os.path.join(out, "pipeline.json")
     state = {"preset": args.preset, "task": task.name, "stages": {}}
     if os.path.exists(state_path):

@@ -8,6 +8,8 @@ tokenizer files) to --output_dir, where bert_distill.py looks for it by default.
 """
 from __future__ import annotations
 
+import cpu  # noqa: F401  (first: sets MKL's CPU type before Paddle loads)
+
 from typing import Sequence
 
 from args import TEACHER_DEFAULTS, TEACHER_ROOT, parse_config

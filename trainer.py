@@ -25,6 +25,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
+import cpu
 from args import TrainArgs, runtime_fields
 from losses import Batch, LossFn
 from runs import BEST, CONFIG, LAST, METRICS, RESULTS, RUN_FILES, VISUALDL_DIR, RunError
@@ -76,6 +77,7 @@ def prepare_run(config: dict, train: TrainArgs, script: str, config_file: str = 
     barrier()  # every rank has decided before the main one writes anything
     set_seed(train.seed)
     logger.info("%s %s", script, " ".join(sys.argv[1:]))
+    logger.info("%s", cpu.describe())
     return resume
 
 

@@ -22,10 +22,11 @@ import subprocess
 import sys
 import tempfile
 
-import paddle
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+import cpu  # noqa: E402,F401  (before Paddle: sets MKL's CPU type)
+import paddle  # noqa: E402
 from utils import format_seconds  # noqa: E402
 
 

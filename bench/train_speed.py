@@ -15,17 +15,20 @@ SST-2 command saves every 10,000 steps, far beyond the steps timed here.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 import numpy as np
-import paddle
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import cpu  # noqa: E402,F401  (before Paddle: sets MKL's CPU type)
+import paddle  # noqa: E402
 from args import TrainArgs  # noqa: E402
 from data import TASKS, Encoded, build_vocab, collate, encode, load_split, make_batches, tokenize  # noqa: E402
 from model import BiLSTMStudent, StudentConfig  # noqa: E402
@@ -93,6 +96,10 @@ def main() -> None:
                         "uses the same one), or the name bert-base-uncased")
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--seed", type=int, default=2021)
+    p.add_argument("--compare_mkl", action="store_true",
+                   help="add the last row again with MKL_DEBUG_CPU_TYPE flipped (in a process of "
+                        "its own; done anyway on CPUs that are not Intel's, see cpu.py)")
+    p.add_argument("--child_row", type=int, help=argparse.SUPPRESS)  # one row, in a child
     args = p.parse_args()
     logging.disable(logging.INFO)  # the loop's own progress lines
     paddle.set_device("cpu")
@@ -121,18 +128,33 @@ def main() -> None:
         Row("ours defaults (50-d GloVe, 150/200), no bucketing", False, 50, 150, 200, False, cores),
         Row("ours defaults (50-d GloVe, 150/200), bucketing", False, 50, 150, 200, True, cores),
     ]
+    def run(row: Row) -> tuple:
+        data, dev, vsize = (wp, wp_dev, 30522) if row.wordpiece else (ours, ours_dev, len(vocab))
+        return row, vsize, *measure(row, data, dev, vsize, args.steps, args.seed)
+
+    if args.child_row is not None:
+        print(json.dumps(run(rows[args.child_row])[1:]))
+        return
     measured = []
     for row in rows:
-        data, dev, vsize = (wp, wp_dev, 30522) if row.wordpiece else (ours, ours_dev, len(vocab))
-        measured.append((row, vsize, *measure(row, data, dev, vsize, args.steps, args.seed)))
+        measured.append(run(row))
         print(f"measured: {row.name}", file=sys.stderr, flush=True)
+    if args.compare_mkl or cpu.VENDOR != "GenuineIntel":
+        # MKL reads the flag when Paddle loads: the other setting needs a process of its own
+        flipped = "" if os.environ.get(cpu.MKL_FLAG) else "5"
+        out = subprocess.run([sys.executable, os.path.abspath(__file__), *sys.argv[1:],
+                              "--child_row", str(len(rows) - 1)], capture_output=True, text=True,
+                             env={**os.environ, cpu.MKL_FLAG: flipped}, check=True)
+        row = rows[-1]
+        measured.append((Row(f"{row.name}, {cpu.MKL_FLAG}={flipped or 'unset'}", *astuple(row)[1:]),
+                         *json.loads(out.stdout.strip().splitlines()[-1])))
     print(f"SST-2 train ({len(examples):,} sentences), batch 64, {args.steps} steps per row, "
-          f"Paddle {paddle.__version__}, {cores} CPU cores\n")
-    print(f"{'configuration':60s} {'vocab':>6s} {'threads':>7s} {'pad len':>7s} {'ex/s':>7s} "
+          f"Paddle {paddle.__version__}, {cores} CPU cores\n{cpu.describe()}\n")
+    print(f"{'configuration':75s} {'vocab':>6s} {'threads':>7s} {'pad len':>7s} {'ex/s':>7s} "
           f"{'x row 1':>7s} {'x row 2':>7s} {'epoch':>7s}")
     first, second = measured[0][2], measured[1][2]
     for row, vsize, speed, padded in measured:
-        print(f"{row.name:60s} {vsize:6d} {row.threads:7d} {padded:7.1f} {speed:7.0f} "
+        print(f"{row.name:75s} {vsize:6d} {row.threads:7d} {padded:7.1f} {speed:7.0f} "
               f"{speed / first:6.1f}x {speed / second:6.1f}x {len(examples) / speed / 60:5.1f}m")
     print("\nepoch: minutes per SST-2 epoch at that speed (evaluation time included only in "
           "row 1, as PaddleNLP's script spends it).")
