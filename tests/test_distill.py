@@ -252,3 +252,20 @@ def test_distill_chinese_with_jieba_pos_and_sentence_sampling(tiny_zh_teacher, c
     masked = next(ex for ex in words if MASK in ex[0])
     ids = encode_words_for_teacher(tok, [masked], 128, MASK).input_ids[0]
     assert (ids == tok.mask_token_id).sum() == masked[0].count(MASK)
+
+
+def test_baseline_differs_in_settings_not_in_path_spelling(tmp_path, monkeypatch):
+    from runs import baseline_summary
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    base = tmp_path / "base"
+    base.mkdir()
+    cfg = {"student": {"hidden_size": 16}, "data": {"data_dir": str(tmp_path / "data")},
+           "train": {"seed": 1}}
+    (base / "config.json").write_text(json.dumps(cfg))
+    (base / "results.json").write_text(json.dumps({"dev": {"acc": 0.5}}))
+    ours = {"student": {"hidden_size": 16}, "data": {"data_dir": "data"}, "train": {"seed": 1}}
+    assert baseline_summary(str(base), ours)["differs_in"] == []
+    ours["student"]["hidden_size"] = 32
+    assert baseline_summary(str(base), ours)["differs_in"] == ["student.hidden_size"]
