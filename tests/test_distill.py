@@ -230,7 +230,7 @@ def test_bare_commands_chain_teacher_then_distill(tiny_en, sst2_dir, tmp_path, m
     results = bert_distill.main(["--task_name", "sst-2", "--data_dir", str(sst2_dir), "--n_iter", "1",
                                  "--p_pos", "0", "--emb_dim", "8", "--hidden_size", "8",
                                  "--fc_size", "8", "--max_steps", "2", "--device", "cpu"])
-    assert results["teacher_path"] == os.path.join("pretrained_models", "sst-2")
+    assert results["teacher_path"] == [os.path.join("pretrained_models", "sst-2")]
     assert (tmp_path / "output" / "bert_distill" / "sst-2" / "results.json").exists()
 
 
