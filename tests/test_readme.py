@@ -57,9 +57,10 @@ def test_readme_setup_commands_are_what_ci_runs():
     assert all(c in ci for c in SETUP)
 
 
-def test_every_readme_command_runs(tiny_en, sst2_dir, tmp_path):
+def test_every_readme_command_runs(tiny_en, sst2_dir, mrpc_dir, tmp_path):
     hf, paddle_backbone = tiny_en[0], tiny_en[1]
-    paths = {"path/to/SST-2": sst2_dir, "path/to/glove.6B.50d.txt": tiny_vectors(tmp_path / "v.txt"),
+    paths = {"path/to/SST-2": sst2_dir, "path/to/MRPC": mrpc_dir,
+             "path/to/glove.6B.50d.txt": tiny_vectors(tmp_path / "v.txt"),
              "convert.py minilm": f"convert.py {hf}"}
     (tmp_path / "texts.txt").write_text("a great film\nso dull and boring\n")
     commands = readme_commands()[len(SETUP):]
