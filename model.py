@@ -36,7 +36,7 @@ class Student(nn.Layer):
     """Word embedding -> encoder (the subclass's) -> ReLU layer -> dropout -> logits; pair
     tasks classify on [h1, h2, h1 * h2, |h1 - h2|] of one shared encoder."""
 
-    def __init__(self, config: StudentConfig, features: int, embedding: np.ndarray | None = None,
+    def __init__(self, config: StudentConfig, embedding: np.ndarray | None = None,
                  freeze_embedding: bool = False):
         super().__init__()
         self.config = config
@@ -48,9 +48,15 @@ class Student(nn.Layer):
                                  f"({config.vocab_size}, {config.emb_dim})")
             self.embedding.weight.set_value(embedding.astype("float32"))
         self.embedding.weight.stop_gradient = freeze_embedding
+        # layers are created (and drawn from the seed) in the order embedding, encoder, head
+        features = self.build_encoder()
         self.fc = nn.Linear(features * (4 if config.pair else 1), config.fc_size)
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(config.fc_size, config.num_labels)
+
+    def build_encoder(self) -> int:
+        """Creates the encoder's layers; returns the size of its output per text."""
+        raise NotImplementedError
 
     def encode(self, input_ids: paddle.Tensor, lengths: paddle.Tensor) -> paddle.Tensor:
         raise NotImplementedError
@@ -73,11 +79,10 @@ class Student(nn.Layer):
 class BiLSTMStudent(Student):
     """Tang et al.: one BiLSTM layer, its final forward and backward states."""
 
-    def __init__(self, config: StudentConfig, embedding: np.ndarray | None = None,
-                 freeze_embedding: bool = False):
-        super().__init__(config, 2 * config.hidden_size, embedding, freeze_embedding)
-        self.lstm = nn.LSTM(config.emb_dim, config.hidden_size, num_layers=config.num_layers,
-                            direction="bidirect")
+    def build_encoder(self) -> int:
+        c = self.config
+        self.lstm = nn.LSTM(c.emb_dim, c.hidden_size, num_layers=c.num_layers, direction="bidirect")
+        return 2 * c.hidden_size
 
     def encode(self, input_ids: paddle.Tensor, lengths: paddle.Tensor) -> paddle.Tensor:
         """[B, L] ids, [B] true lengths -> [B, 2H] final forward and backward states.
@@ -91,15 +96,14 @@ class CNNStudent(Student):
     """Kim 2014: 1-D convolutions of several widths over the word vectors, ReLU, max over
     time, dropout; then the BiLSTM's ReLU layer and classifier."""
 
-    def __init__(self, config: StudentConfig, embedding: np.ndarray | None = None,
-                 freeze_embedding: bool = False):
-        super().__init__(config, config.num_filters * len(config.filter_sizes), embedding,
-                         freeze_embedding)
+    def build_encoder(self) -> int:
+        config = self.config
         # 2-D convolutions of height 1 over [B, E, 1, L]: Paddle's Conv1D squeezes its output,
         # which Paddle Inference's oneDNN passes mis-fuse on the exported graph
         self.convs = nn.LayerList([nn.Conv2D(config.emb_dim, config.num_filters, (1, w))
                                    for w in config.filter_sizes])
         self.conv_dropout = nn.Dropout(config.dropout)
+        return config.num_filters * len(config.filter_sizes)
 
     def encode(self, input_ids: paddle.Tensor, lengths: paddle.Tensor) -> paddle.Tensor:
         """[B, L] ids, [B] true lengths -> [B, maps x widths]. Vectors past each length are
