@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -77,11 +78,18 @@ class StudentArgs:
     num_layers: int = flag(1, "BiLSTM layers")
     dropout: float = flag(0.5, "dropout before the output layer")
     freeze_embedding: bool = flag(False, "keep the word vectors fixed")
+    student: str = flag("bilstm", "the student network: bilstm (Tang et al.) or cnn (Kim 2014: "
+                        "convolutions of several widths, max over time)",
+                        choices=["bilstm", "cnn"])
+    filter_sizes: list[int] = flag((3, 4, 5), "cnn: convolution widths in words")
+    num_filters: int = flag(100, "cnn: feature maps per width")
 
     def __post_init__(self):
-        for name in ("emb_dim", "hidden_size", "fc_size", "num_layers"):
+        self.filter_sizes = list(self.filter_sizes)
+        for name in ("emb_dim", "hidden_size", "fc_size", "num_layers", "num_filters"):
             v = getattr(self, name)
             _check(v is None or v >= 1, name, "must be >= 1")
+        _check(all(w >= 1 for w in self.filter_sizes), "filter_sizes", "widths must be >= 1")
         _check(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
 
 
@@ -298,13 +306,32 @@ class Config:
         return dataclasses.asdict(self)
 
 
+def with_defaults(group: str, values: dict) -> dict:
+    """A saved config group with the settings it predates at their defaults (and a single
+    value where the flag now takes several as a one-item list), so runs made before a flag
+    existed compare equal to runs that leave it at its default."""
+    fields = {f.name: f for f in dataclasses.fields(GROUPS[group])}
+    out = {n: f.default for n, f in fields.items() if f.default is not dataclasses.MISSING}
+    for name, v in values.items():
+        f = fields.get(name)
+        if f and isinstance(v, str) and str(f.type).startswith("list"):
+            v = [v]
+        out[name] = v
+    for name, f in fields.items():  # tuples read back from JSON as lists
+        if isinstance(out.get(name), tuple):
+            out[name] = list(out[name])
+    return out
+
+
 GROUPS = {"data": DataArgs, "student": StudentArgs, "teacher": TeacherArgs,
           "distill": DistillArgs, "augment": AugmentArgs, "train": TrainArgs}
 
 
 def _flag_type(tp) -> type:
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    return args[0] if args else tp
+    """The type of `X | None` is X; others are themselves."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return next(a for a in typing.get_args(tp) if a is not type(None))
+    return tp
 
 
 def _help(text: str, default: Any) -> str:

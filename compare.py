@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 import os
 import statistics
-from dataclasses import MISSING
 
-from args import GROUPS
+from args import GROUPS, with_defaults
 from runs import Run, RunError, load_run, read_json
 from utils import atomic_write, atomic_write_text
 
@@ -40,12 +39,8 @@ def model_settings(r: Run) -> dict[str, object]:
         if group not in GROUPS or not isinstance(values, dict):
             continue
         fields = {f.name: f for f in GROUPS[group].__dataclass_fields__.values()}
-        # a setting added after a run was made reads as its default
-        defaults = {n: f.default for n, f in fields.items() if f.default is not MISSING}
-        for name, v in {**defaults, **values}.items():
+        for name, v in with_defaults(group, values).items():
             f = fields.get(name)
-            if f and isinstance(v, str) and str(f.type).startswith("list"):
-                v = [v]  # a run from before the flag took several values
             if (group, name) not in SEEDS and not (f and f.metadata.get("runtime")) \
                     and name != "output_dir":
                 out[f"{group}.{name}"] = v

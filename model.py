@@ -1,8 +1,8 @@
-"""The BiLSTM student of Tang et al. 2019, "Distilling Task-Specific Knowledge from BERT
-into Simple Neural Networks" (Sec. 3.2): embedding -> one BiLSTM layer -> concatenated final
-forward and backward states -> ReLU fully connected layer -> dropout -> logits.
-Pair tasks run both sentences through the same encoder and classify on
-[h1, h2, h1 * h2, |h1 - h2|] (the paper's siamese variant)."""
+"""The students. The BiLSTM of Tang et al. 2019, "Distilling Task-Specific Knowledge from
+BERT into Simple Neural Networks" (Sec. 3.2): embedding -> one BiLSTM layer -> concatenated
+final forward and backward states -> ReLU fully connected layer -> dropout -> logits; and a
+CNN (Kim 2014) with the same embedding and head. Pair tasks run both sentences through the
+same encoder and classify on [h1, h2, h1 * h2, |h1 - h2|] (the paper's siamese variant)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -18,18 +18,24 @@ class StudentConfig:
     vocab_size: int
     num_labels: int
     emb_dim: int = 300
-    hidden_size: int = 150  # per direction
+    hidden_size: int = 150  # BiLSTM: per direction
     fc_size: int = 200  # the paper's ReLU layer
     num_layers: int = 1
     dropout: float = 0.5
     pair: bool = False
     padding_idx: int = 0
+    kind: str = "bilstm"  # or "cnn"
+    filter_sizes: tuple[int, ...] = (3, 4, 5)  # CNN: convolution widths (Kim 2014)
+    num_filters: int = 100  # CNN: feature maps per width
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-class BiLSTMStudent(nn.Layer):
+class Student(nn.Layer):
+    """Word embedding -> encoder (the subclass's) -> ReLU layer -> dropout -> logits; pair
+    tasks classify on [h1, h2, h1 * h2, |h1 - h2|] of one shared encoder."""
+
     def __init__(self, config: StudentConfig, embedding: np.ndarray | None = None,
                  freeze_embedding: bool = False):
         super().__init__()
@@ -42,25 +48,24 @@ class BiLSTMStudent(nn.Layer):
                                  f"({config.vocab_size}, {config.emb_dim})")
             self.embedding.weight.set_value(embedding.astype("float32"))
         self.embedding.weight.stop_gradient = freeze_embedding
-        self.lstm = nn.LSTM(config.emb_dim, config.hidden_size, num_layers=config.num_layers,
-                            direction="bidirect")
-        features = 2 * config.hidden_size * (4 if config.pair else 1)
-        self.fc = nn.Linear(features, config.fc_size)
+        # layers are created (and drawn from the seed) in the order embedding, encoder, head
+        features = self.build_encoder()
+        self.fc = nn.Linear(features * (4 if config.pair else 1), config.fc_size)
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(config.fc_size, config.num_labels)
 
+    def build_encoder(self) -> int:
+        """Creates the encoder's layers; returns the size of its output per text."""
+        raise NotImplementedError
+
     def encode(self, input_ids: paddle.Tensor, lengths: paddle.Tensor) -> paddle.Tensor:
-        """[B, L] ids, [B] true lengths -> [B, 2H] final forward and backward states.
-        `sequence_length` makes the LSTM stop at each true length, so padding never
-        changes the result."""
-        _, (h, _) = self.lstm(self.embedding(input_ids), sequence_length=lengths)
-        return paddle.concat([h[-2], h[-1]], axis=-1)  # last layer's two directions
+        raise NotImplementedError
 
     def forward(self, input_ids: paddle.Tensor, lengths: paddle.Tensor,
                 input_ids_b: paddle.Tensor | None = None,
                 lengths_b: paddle.Tensor | None = None) -> paddle.Tensor:
         """-> [B, num_labels] logits. Pairs: both sentences (padded to one width) are
-        encoded in a single LSTM call over the 2B rows."""
+        encoded in a single call over the 2B rows."""
         if self.config.pair:
             both = self.encode(paddle.concat([input_ids, input_ids_b]),
                                paddle.concat([lengths, lengths_b]))
@@ -69,3 +74,61 @@ class BiLSTMStudent(nn.Layer):
         else:
             features = self.encode(input_ids, lengths)
         return self.classifier(self.dropout(F.relu(self.fc(features))))
+
+
+class BiLSTMStudent(Student):
+    """Tang et al.: one BiLSTM layer, its final forward and backward states."""
+
+    def build_encoder(self) -> int:
+        c = self.config
+        self.lstm = nn.LSTM(c.emb_dim, c.hidden_size, num_layers=c.num_layers, direction="bidirect")
+        return 2 * c.hidden_size
+
+    def encode(self, input_ids: paddle.Tensor, lengths: paddle.Tensor) -> paddle.Tensor:
+        """[B, L] ids, [B] true lengths -> [B, 2H] final forward and backward states.
+        `sequence_length` makes the LSTM stop at each true length, so padding never
+        changes the result."""
+        _, (h, _) = self.lstm(self.embedding(input_ids), sequence_length=lengths)
+        return paddle.concat([h[-2], h[-1]], axis=-1)  # last layer's two directions
+
+
+class CNNStudent(Student):
+    """Kim 2014: 1-D convolutions of several widths over the word vectors, ReLU, max over
+    time, dropout; then the BiLSTM's ReLU layer and classifier."""
+
+    def build_encoder(self) -> int:
+        config = self.config
+        # 2-D convolutions of height 1 over [B, E, 1, L]: Paddle's Conv1D squeezes its output,
+        # which Paddle Inference's oneDNN passes mis-fuse on the exported graph
+        self.convs = nn.LayerList([nn.Conv2D(config.emb_dim, config.num_filters, (1, w))
+                                   for w in config.filter_sizes])
+        self.conv_dropout = nn.Dropout(config.dropout)
+        return config.num_filters * len(config.filter_sizes)
+
+    def encode(self, input_ids: paddle.Tensor, lengths: paddle.Tensor) -> paddle.Tensor:
+        """[B, L] ids, [B] true lengths -> [B, maps x widths]. Vectors past each length are
+        zeroed and the text right-padded with (widest - 1) zeros, so every width has a
+        window even on a one-word text; a width-w map is maxed over its first
+        max(length - w + 1, 1) windows: padding never changes the result."""
+        steps = paddle.arange(paddle.shape(input_ids)[1], dtype=lengths.dtype)
+        x = self.embedding(input_ids) * (steps.unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1).astype("float32")
+        pad = max(self.config.filter_sizes) - 1
+        x = x.transpose([0, 2, 1]).unsqueeze(2)  # [B, E, 1, L]
+        if pad:
+            x = F.pad(x, [0, pad, 0, 0])  # [B, E, 1, L + pad]
+        pooled = []
+        for w, conv in zip(self.config.filter_sizes, self.convs):
+            c = F.relu(conv(x))  # [B, maps, 1, L + pad - w + 1], >= 0
+            windows = paddle.arange(paddle.shape(c)[3], dtype=lengths.dtype)
+            valid = windows.unsqueeze(0) < paddle.clip(lengths - w + 1, min=1).unsqueeze(1)
+            pooled.append((c * valid.unsqueeze([1, 2]).astype("float32")).max(axis=[2, 3]))
+        return self.conv_dropout(paddle.concat(pooled, axis=-1))
+
+
+STUDENTS = {"bilstm": BiLSTMStudent, "cnn": CNNStudent}
+
+
+def make_student(config: StudentConfig, embedding: np.ndarray | None = None,
+                 freeze_embedding: bool = False) -> Student:
+    """The student network of config.kind."""
+    return STUDENTS[config.kind](config, embedding, freeze_embedding)

@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task_name", default="sst-2", choices=sorted(TASKS))
     p.add_argument("--preset", default="paper", choices=sorted(PRESETS))
-    p.add_argument("--output_dir", help="default: output/pipeline/<task_name>-<preset>")
+    p.add_argument("--output_dir", help="default: output/pipeline/<task_name>-<preset>[-cnn]")
     p.add_argument("--data_dir", help="the task's official TSV files (default: paddlenlp "
                                       "download)")
     p.add_argument("--backbone", help="teacher backbone to fine-tune: a paddlenlp name or a "
@@ -53,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--max_eval_samples", type=int)
     p.add_argument("--device", choices=["cpu", "gpu"])
     p.add_argument("--num_threads", type=int)
+    p.add_argument("--student", default="bilstm", choices=["bilstm", "cnn"],
+                   help="the student network (default output folder gets a -cnn suffix)")
     p.add_argument("--seeds", type=int, nargs="+", help="train the baseline and the distilled "
                    "student once per seed (under seed-<s>/; one teacher, one transfer set)")
     p.add_argument("--teacher_args", default="", help="extra teacher.py flags, e.g. "

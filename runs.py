@@ -12,6 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 
+from args import with_defaults
 from utils import UserError, read_jsonl
 
 LAST, BEST = "last.ckpt", "best.ckpt"
@@ -111,9 +112,11 @@ def baseline_summary(baseline_dir: str, ours: dict) -> dict:
             return os.path.realpath(a) == os.path.realpath(b)
         return a == b
 
+    base_cfg = {g: with_defaults(g, base_cfg.get(g, {})) for g in ("student", "data")} | \
+        {"train": base_cfg["train"]}
     diffs = [f"{g}.{name}" for g in ("student", "data") for name, v in ours[g].items()
              if name not in ("max_train_samples",)
-             and not same(name, base_cfg.get(g, {}).get(name), v)]
+             and not same(name, base_cfg[g].get(name), v)]
     if base_cfg["train"]["seed"] != ours["train"]["seed"]:
         diffs.append("train.seed")
     return {"dir": baseline_dir, "dev": base["dev"], "differs_in": diffs}

@@ -131,7 +131,8 @@ def plan(args: argparse.Namespace, out: str) -> list[tuple[str, Callable[[], lis
         vectors = ["--embedding_path", os.path.abspath(args.embedding_path)]
     elif args.embedding_name or task.language in preset.embedding_name:
         vectors = ["--embedding_name", args.embedding_name or preset.embedding_name[task.language]]
-    student = vectors + preset.student_args + shlex.split(args.student_args)
+    student = vectors + ["--student", args.student] + preset.student_args + \
+        shlex.split(args.student_args)
 
     stages: list[tuple[str, Callable[[], list[str] | None]]] = []
     teacher_dir = abs_or_name(args.teacher_path) or os.path.join(out, "teacher")
@@ -221,7 +222,8 @@ def run_pipeline(args: argparse.Namespace) -> dict:
     run now, with its command and wall time)."""
     task = TASKS[args.task_name]
     out = os.path.abspath(args.output_dir or
-                          os.path.join("output", "pipeline", f"{task.name}-{args.preset}"))
+                          os.path.join("output", "pipeline", f"{task.name}-{args.preset}" +
+                                       ("" if args.student == "bilstm" else f"-{args.student}")))
     os.makedirs(out, exist_ok=True)
     setup_logging(os.path.join(out, "pipeline.log"))
     logger.info("%s", cpu.describe())  # the stages inherit the setting through the environment

@@ -1,12 +1,13 @@
 """The student's life cycle: built (with pretrained word vectors), trained by the shared
 loop, saved, loaded back from a run or an export, exported, and fed text as ids.
 
-The network itself is model.BiLSTMStudent. `load_student` is the one place a student is
+The networks (BiLSTM, CNN) are in model.py. `load_student` is the one place a student is
 rebuilt from a run directory (its best checkpoint) or an export (Paddle Inference or ONNX
 Runtime); training, export, prediction and the benchmarks all go through it.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from data import (TASKS, TOKENIZERS, Encoded, LineError, Task, TaskData, Vocab, 
                   iterate, make_batches, pad)
 from engines import OnnxPredictor, Predictor, eager_runner, export_static
 from losses import LossFn
-from model import BiLSTMStudent, StudentConfig
+from model import Student, StudentConfig, make_student
 from runs import BEST, EXPORT_INFO, LAST, MODEL_STATE, VOCAB, RunError, model_kind, read_json
 from trainer import build_optimizer, fit, load_checkpoint, total_steps
 from utils import atomic_save, atomic_write, atomic_write_json, count_parameters, is_main, set_seed
@@ -37,14 +38,14 @@ def student_inputs(pair: bool) -> dict[str, int]:
     return {**names, "input_ids_b": 2, "lengths_b": 1} if pair else names
 
 
-def student_forward(model: BiLSTMStudent, batch: dict) -> paddle.Tensor:
+def student_forward(model: Student, batch: dict) -> paddle.Tensor:
     return model(*[batch.get(name) for name in student_inputs(True)])
 
 
 # ----------------------------------------------------------------------- building
 
 
-def build_student(cfg: Config, task: Task, vocab: Vocab) -> BiLSTMStudent:
+def build_student(cfg: Config, task: Task, vocab: Vocab) -> Student:
     """A new student with pretrained word vectors when given."""
     s, d = cfg.student, cfg.data
     has_vectors = bool(d.embedding_path or d.embedding_name)
@@ -52,18 +53,23 @@ def build_student(cfg: Config, task: Task, vocab: Vocab) -> BiLSTMStudent:
                                    d.embedding_name, s.emb_dim if has_vectors else s.emb_dim or 300)
     config = StudentConfig(vocab_size=len(vocab), num_labels=task.num_labels,
                            emb_dim=matrix.shape[1], hidden_size=s.hidden_size, fc_size=s.fc_size,
-                           num_layers=s.num_layers, dropout=s.dropout, pair=task.is_pair)
-    model = BiLSTMStudent(config, matrix, s.freeze_embedding)
+                           num_layers=s.num_layers, dropout=s.dropout, pair=task.is_pair,
+                           kind=s.student, filter_sizes=tuple(s.filter_sizes),
+                           num_filters=s.num_filters)
+    model = make_student(config, matrix, s.freeze_embedding)
     n_emb = config.vocab_size * config.emb_dim
-    logger.info("student: %s parameters (embedding %s, other %s)", f"{count_parameters(model):,}",
+    logger.info("student (%s): %s parameters (embedding %s, other %s)", config.kind,
+                f"{count_parameters(model):,}",
                 f"{n_emb:,}", f"{count_parameters(model) - n_emb:,}")
     return model
 
 
-def student_from_checkpoint(path: str) -> tuple[BiLSTMStudent, dict]:
+def student_from_checkpoint(path: str) -> tuple[Student, dict]:
     """(the student with the weights of checkpoint `path`, in eval mode; the checkpoint)."""
     ckpt = load_checkpoint(path)
-    model = BiLSTMStudent(StudentConfig(**ckpt["model_config"]))
+    config = ckpt["model_config"]
+    model = make_student(StudentConfig(**{**config, "filter_sizes": tuple(
+        config.get("filter_sizes", StudentConfig.filter_sizes))}))
     model.set_state_dict(ckpt["model"])
     model.eval()
     return model, ckpt
@@ -79,7 +85,7 @@ def save_vocab(out: str, vocab: Vocab, resume: bool) -> None:
         vocab.save(path)
 
 
-def prepare_student(cfg: Config, data: TaskData, vocab: Vocab, resume: bool) -> BiLSTMStudent:
+def prepare_student(cfg: Config, data: TaskData, vocab: Vocab, resume: bool) -> Student:
     """The student a run trains: new, or rebuilt from last.ckpt when it resumes; its
     vocabulary saved beside it. Seeded here, so its initial weights depend on --seed alone,
     not on what ran before (loading a teacher draws random numbers)."""
@@ -94,7 +100,7 @@ def prepare_student(cfg: Config, data: TaskData, vocab: Vocab, resume: bool) -> 
 # ----------------------------------------------------------------------- training
 
 
-def train_student(cfg: Config, data: TaskData, vocab: Vocab, model: BiLSTMStudent,
+def train_student(cfg: Config, data: TaskData, vocab: Vocab, model: Student,
                   train_set: Encoded, loss_fn: LossFn, resume: bool,
                   extra: dict[str, np.ndarray] | None = None,
                   batch_extra: Callable[[np.ndarray], dict] | None = None,
@@ -175,10 +181,10 @@ ONNX_FILE = "model.onnx"
 _GATES = (0, 3, 1, 2)  # Paddle's LSTM gate blocks are i, f, c, o; ONNX's are i, o, f, c
 
 
-def export_student_onnx(model: BiLSTMStudent, path: str) -> None:
-    """Writes the student as an ONNX graph with the same inputs as
-    its static export. Built directly from the weights rather than with paddle2onnx, which
-    drops the LSTM's sequence lengths (padding would then change the output)."""
+def export_student_onnx(model: Student, path: str) -> None:
+    """Writes the student as an ONNX graph with the same inputs as its static export. Built
+    directly from the weights rather than with paddle2onnx, which drops the LSTM's sequence
+    lengths (padding would then change the output)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -195,9 +201,6 @@ def export_student_onnx(model: BiLSTMStudent, path: str) -> None:
         nodes.append(helper.make_node(op, inputs, outs, **attrs))
         return outs
 
-    def gates(w: np.ndarray) -> np.ndarray:  # reorder the 4 gate blocks along axis 0
-        return np.concatenate([w[k * cfg.hidden_size:(k + 1) * cfg.hidden_size] for k in _GATES])
-
     names = ["input_ids", "lengths"] + (["input_ids_b", "lengths_b"] if cfg.pair else [])
     graph_inputs = [helper.make_tensor_value_info(n, TensorProto.INT64,
                                                   ["batch", "length"] if "ids" in n else ["batch"])
@@ -206,8 +209,33 @@ def export_student_onnx(model: BiLSTMStudent, path: str) -> None:
     if cfg.pair:  # both sentences through the one encoder, as model.forward does
         ids = node("Concat", ["input_ids", "input_ids_b"], axis=0)[0]
         lengths = node("Concat", ["lengths", "lengths_b"], axis=0)[0]
+    x = node("Gather", [const("embedding", weights["embedding.weight"]), ids])[0]  # [B, L, E]
+    encoder = _onnx_cnn if cfg.kind == "cnn" else _onnx_bilstm
+    h = encoder(cfg, weights, x, ids, lengths, node, const, TensorProto)
+    if cfg.pair:
+        h1, h2 = node("Split", [h], 2, axis=0)
+        h = node("Concat", [h1, h2, node("Mul", [h1, h2])[0],
+                            node("Abs", [node("Sub", [h1, h2])[0]])[0]], axis=-1)[0]
+    for layer, act in (("fc", "Relu"), ("classifier", None)):
+        h = node("Add", [node("MatMul", [h, const(f"{layer}.w", weights[f"{layer}.weight"])])[0],
+                         const(f"{layer}.b", weights[f"{layer}.bias"])])[0]
+        if act:
+            h = node(act, [h])[0]
+    nodes[-1].output[0] = "logits"
+    graph = helper.make_graph(nodes, f"{cfg.kind}_student", graph_inputs,
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT,
+                                                             ["batch", cfg.num_labels])], inits)
+    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(onnx_model)
+    atomic_write(path, lambda tmp: onnx.save(onnx_model, tmp))
+
+
+def _onnx_bilstm(cfg, weights, x, ids, lengths, node, const, TensorProto) -> str:
+    """[B, L, E] vectors -> [B, 2H]: ONNX's LSTM, stopped at each length like Paddle's."""
+    def gates(w: np.ndarray) -> np.ndarray:  # reorder the 4 gate blocks along axis 0
+        return np.concatenate([w[k * cfg.hidden_size:(k + 1) * cfg.hidden_size] for k in _GATES])
+
     seq_lens = node("Cast", [lengths], to=TensorProto.INT32)[0]
-    x = node("Gather", [const("embedding", weights["embedding.weight"]), ids])[0]
     x = node("Transpose", [x], perm=[1, 0, 2])[0]  # [L, B, E]: ONNX LSTMs are time-major
     for layer in range(cfg.num_layers):
         p = [f"lstm.{kind}_l{layer}{sfx}" for sfx in ("", "_reverse")
@@ -223,23 +251,37 @@ def export_student_onnx(model: BiLSTMStudent, path: str) -> None:
         y = node("Transpose", [y], perm=[0, 2, 1, 3])[0]
         x = node("Reshape", [y, const(f"shape{layer}", np.array([0, 0, -1]))])[0]
     h = node("Transpose", [y_h], perm=[1, 0, 2])[0]  # last layer's final states [B, 2, H]
-    h = node("Reshape", [h, const("flat", np.array([0, -1]))])[0]  # [B, 2H]: forward, backward
-    if cfg.pair:
-        h1, h2 = node("Split", [h], 2, axis=0)
-        h = node("Concat", [h1, h2, node("Mul", [h1, h2])[0],
-                            node("Abs", [node("Sub", [h1, h2])[0]])[0]], axis=-1)[0]
-    for layer, act in (("fc", "Relu"), ("classifier", None)):
-        h = node("Add", [node("MatMul", [h, const(f"{layer}.w", weights[f"{layer}.weight"])])[0],
-                         const(f"{layer}.b", weights[f"{layer}.bias"])])[0]
-        if act:
-            h = node(act, [h])[0]
-    nodes[-1].output[0] = "logits"
-    graph = helper.make_graph(nodes, "bilstm_student", graph_inputs,
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT,
-                                                             ["batch", cfg.num_labels])], inits)
-    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    onnx.checker.check_model(onnx_model)
-    atomic_write(path, lambda tmp: onnx.save(onnx_model, tmp))
+    return node("Reshape", [h, const("flat", np.array([0, -1]))])[0]  # forward, backward
+
+
+def _onnx_cnn(cfg, weights, x, ids, lengths, node, const, TensorProto) -> str:
+    """[B, L, E] vectors -> [B, maps x widths], masked as model.CNNStudent.encode."""
+    names = itertools.count()
+
+    def c(value) -> str:  # an int64 constant
+        return const(f"cnn_const{next(names)}", np.array(value, np.int64))
+
+    def below(n: str, limit: str) -> str:  # [B, n] float: 1 where position < limit[b]
+        pos = node("Unsqueeze", [node("Range", [c(0), n, c(1)])[0], c([0])])[0]
+        return node("Cast", [node("Less", [pos, node("Unsqueeze", [limit, c([1])])[0]])[0]],
+                    to=TensorProto.FLOAT)[0]
+
+    def dim(t: str, axis: int) -> str:
+        return node("Gather", [node("Shape", [t])[0], c(axis)])[0]
+
+    x = node("Mul", [x, node("Unsqueeze", [below(dim(ids, 1), lengths), c([2])])[0]])[0]
+    pad = max(cfg.filter_sizes) - 1
+    if pad:
+        x = node("Pad", [x, c([0, 0, 0, 0, pad, 0])])[0]
+    x = node("Transpose", [x], perm=[0, 2, 1])[0]  # [B, E, L + pad]
+    pooled = []
+    for k, w in enumerate(cfg.filter_sizes):
+        maps = node("Relu", [node("Conv", [x, const(f"conv{k}.w", weights[f"convs.{k}.weight"][:, :, 0]),
+                                           const(f"conv{k}.b", weights[f"convs.{k}.bias"])])[0]])[0]
+        limit = node("Max", [node("Sub", [lengths, c(w - 1)])[0], c(1)])[0]
+        valid = node("Unsqueeze", [below(dim(maps, 2), limit), c([1])])[0]
+        pooled.append(node("ReduceMax", [node("Mul", [maps, valid])[0]], axes=[2], keepdims=0)[0])
+    return node("Concat", pooled, axis=-1)[0]
 
 
 # -------------------------------------------------------------- export and loading
@@ -271,7 +313,7 @@ class LoadedStudent:
     encode: Callable[[tuple[str, ...]], dict]
     collate: Callable[[list[dict]], dict]
     run: Runner
-    model: BiLSTMStudent | None = None
+    model: Student | None = None
 
 
 def read_export_info(path: str) -> dict:

@@ -26,7 +26,7 @@ import paddle
 import paddle.nn.functional as F
 
 import cpu
-from args import TrainArgs, runtime_fields
+from args import GROUPS, TrainArgs, runtime_fields, with_defaults
 from losses import Batch, LossFn
 from runs import BEST, CONFIG, LAST, METRICS, RESULTS, RUN_FILES, VISUALDL_DIR, RunError
 from utils import (all_gather, append_jsonl, atomic_save, atomic_write_json, atomic_write_text,
@@ -57,6 +57,8 @@ def check_output_dir(config: dict, train: TrainArgs, config_file: str = CONFIG) 
     with open(os.path.join(out, config_file), encoding="utf-8") as f:
         saved = json.load(f)
     skip = runtime_fields() | {"output_dir"}
+    saved = {g: with_defaults(g, v) if g in GROUPS else v for g, v in saved.items()
+             if isinstance(v, dict)}
     diffs = [f"--{k}: {saved[g].get(k)!r} -> {v!r}"
              for g, group in config.items() if isinstance(group, dict)
              for k, v in group.items() if k not in skip and saved.get(g, {}).get(k) != v]

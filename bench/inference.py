@@ -1,6 +1,6 @@
 """Inference cost of the student against the teachers, side by side in one run.
 
-Models: the BiLSTM student (a small.py / bert_distill.py run), the fine-tuned teacher
+Models: the student, BiLSTM or CNN (a small.py / bert_distill.py run), the fine-tuned teacher
 (e.g. MiniLM-L6), and a bert-base-shaped teacher (12 layers, hidden 768) with random
 weights. Each model runs on every path it has, on real dev texts of the task:
   eager           no-grad dygraph
@@ -173,7 +173,8 @@ def main() -> None:
     teacher, tok = load_teacher(args.teacher, task.num_labels)
     enc = encode_for_teacher(tok, [e.texts for e in dev], 128)
     # (name, run directory, model, inputs, kind, precisions of its exported path)
-    models = [("BiLSTM student", args.student, student, student_inputs(config.pair), "student",
+    student_name = f"{'CNN' if config.kind == 'cnn' else 'BiLSTM'} student"
+    models = [(student_name, args.student, student, student_inputs(config.pair), "student",
                ["fp32"]),
               ("fine-tuned teacher", args.teacher, teacher, INPUTS, "teacher",
                ["fp32", "bf16"] if bf16 else ["fp32"])]
@@ -258,7 +259,7 @@ def main() -> None:
     for r in rows:
         if r["model"] not in fastest or best32(r) > best32(fastest[r["model"]]):
             fastest[r["model"]] = r
-    s = fastest["BiLSTM student"]
+    s = fastest[student_name]
     print(f"\nfastest path at batch 32 of each model, against the student's "
           f"({best32(s):,.0f} ex/s, {how(s)}; batch-1 p50 "
           f"{min(r['p50_ms'] for r in rows if r['model'] == s['model']):.2f} ms):")
@@ -267,13 +268,15 @@ def main() -> None:
             print(f"  {name}: {best32(t):,.0f} ex/s ({how(t)}) -> student "
                   f"{best32(s) / best32(t):.0f}x faster, {t['params'] / s['params']:.0f}x "
                   f"fewer parameters")
-    parts = student_breakdown(student, batches_of("student", 32))
-    total = parts["embedding"] + parts["BiLSTM"] + parts["FC + classifier"]
-    print("\nwhere the student's time goes (eager, per batch of 32): " + ", ".join(
-        f"{k} {parts[k]:.2f} ms ({100 * parts[k] / total:.0f}%)"
-        for k in ("embedding", "BiLSTM", "FC + classifier")) +
-        f"; the BiLSTM's recurrent matmuls alone (2 directions x every time step) take "
-        f"{parts['recurrent matmuls']:.2f} ms of its {parts['BiLSTM']:.2f} ms")
+    parts = None
+    if config.kind == "bilstm":
+        parts = student_breakdown(student, batches_of("student", 32))
+        total = parts["embedding"] + parts["BiLSTM"] + parts["FC + classifier"]
+        print("\nwhere the student's time goes (eager, per batch of 32): " + ", ".join(
+            f"{k} {parts[k]:.2f} ms ({100 * parts[k] / total:.0f}%)"
+            for k in ("embedding", "BiLSTM", "FC + classifier")) +
+            f"; the BiLSTM's recurrent matmuls alone (2 directions x every time step) take "
+            f"{parts['recurrent matmuls']:.2f} ms of its {parts['BiLSTM']:.2f} ms")
     if args.json:
         for r in rows:
             r["fastest_b32"] = best32(r)

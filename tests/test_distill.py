@@ -269,3 +269,18 @@ def test_baseline_differs_in_settings_not_in_path_spelling(tmp_path, monkeypatch
     assert baseline_summary(str(base), ours)["differs_in"] == []
     ours["student"]["hidden_size"] = 32
     assert baseline_summary(str(base), ours)["differs_in"] == ["student.hidden_size"]
+
+
+def test_cnn_student_distils_on_the_cached_logits(tiny_teacher, sst2_dir, tmp_path):
+    """--student cnn: the same transfer set and cached logits as the BiLSTM; the run saves
+    a CNN that reloads from its checkpoint."""
+    from student import student_from_checkpoint
+
+    run_distill(tmp_path, tiny_teacher, sst2_dir, "--max_steps", "2", out="lstm")
+    [logits] = logits_files(tmp_path / "cache")
+    mtime = logits.stat().st_mtime_ns
+    results = run_distill(tmp_path, tiny_teacher, sst2_dir, "--student", "cnn",
+                          "--filter_sizes", "2", "3", "--num_filters", "4", out="cnn")
+    assert logits.stat().st_mtime_ns == mtime and 0 <= results["dev"]["acc"] <= 1
+    model, _ = student_from_checkpoint(str(tmp_path / "cnn" / "best.ckpt"))
+    assert model.config.kind == "cnn" and model.config.filter_sizes == (2, 3)

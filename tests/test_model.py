@@ -2,14 +2,18 @@ import numpy as np
 import paddle
 import pytest
 
-from model import BiLSTMStudent, StudentConfig
+from model import BiLSTMStudent, CNNStudent, StudentConfig, make_student
 from utils import count_parameters
+
+KINDS = [{"kind": "bilstm"}, {"kind": "bilstm", "num_layers": 2},
+         {"kind": "cnn", "filter_sizes": (3, 4, 5), "num_filters": 4},
+         {"kind": "cnn", "filter_sizes": (1, 2), "num_filters": 3}]
 
 
 def _model(pair=False, **kw):
     paddle.seed(0)
-    m = BiLSTMStudent(StudentConfig(vocab_size=30, num_labels=3, emb_dim=8, hidden_size=6,
-                                    fc_size=5, pair=pair, **kw))
+    m = make_student(StudentConfig(vocab_size=30, num_labels=3, emb_dim=8, hidden_size=6,
+                                   fc_size=5, pair=pair, **kw))
     m.eval()
     return m
 
@@ -18,9 +22,11 @@ def _t(x):
     return paddle.to_tensor(np.asarray(x, dtype=np.int64))
 
 
-@pytest.mark.parametrize("num_layers", [1, 2])
-def test_padding_never_changes_the_output(num_layers):
-    m = _model(num_layers=num_layers)
+@pytest.mark.parametrize("kw", KINDS)
+def test_padding_never_changes_the_output(kw):
+    """Any padding and whatever ids sit past a text's length leave its logits alone (the
+    CNN's widest filter, 5, is wider than the 2-word text)."""
+    m = _model(**kw)
     ids = [[5, 6, 7, 8], [9, 10, 0, 0]]
     logits = m(_t(ids), _t([4, 2])).numpy()
     alone = m(_t([[9, 10]]), _t([2])).numpy()
@@ -69,14 +75,16 @@ def test_pretrained_matrix_is_loaded_and_can_be_frozen():
         BiLSTMStudent(StudentConfig(vocab_size=30, num_labels=2, emb_dim=9), w)
 
 
-@pytest.mark.parametrize("pair, num_layers", [(False, 1), (True, 1), (False, 2), (True, 2)])
-def test_onnx_export_equals_the_eager_model(pair, num_layers, tmp_path):
-    """The hand-built ONNX graph (gate order, directions, layers, sequence lengths, pair
-    features) computes exactly what the Paddle model does, padding included."""
+@pytest.mark.parametrize("pair", [False, True])
+@pytest.mark.parametrize("kw", KINDS)
+def test_onnx_export_equals_the_eager_model(pair, kw, tmp_path):
+    """The hand-built ONNX graph (BiLSTM: gate order, directions, layers, sequence lengths;
+    CNN: masks, widths wider than a text; pair features) computes exactly what the Paddle
+    model does, padding included, on ragged batches."""
     from engines import OnnxPredictor
     from student import export_student_onnx
 
-    m = _model(pair=pair, num_layers=num_layers)
+    m = _model(pair=pair, **kw)
     export_student_onnx(m, str(tmp_path / "m.onnx"))
     rng = np.random.default_rng(0)
     batch = {"input_ids": rng.integers(3, 30, size=(4, 7)), "lengths": np.array([7, 3, 1, 5]),
@@ -85,3 +93,21 @@ def test_onnx_export_equals_the_eager_model(pair, num_layers, tmp_path):
     ref = m(*[_t(batch[n]) for n in names]).numpy()
     np.testing.assert_allclose(OnnxPredictor(str(tmp_path / "m.onnx"), 1)(batch), ref,
                                rtol=1e-5, atol=1e-6)
+
+
+def test_cnn_maxes_each_width_over_its_windows():
+    """CNN encoding by hand: ReLU(conv) of each width, max over the windows inside the text
+    (one window, partly padding, when the text is shorter than the width)."""
+    m = _model(kind="cnn", filter_sizes=(2, 4), num_filters=3)
+    ids, length = [5, 6, 7], 3
+    x = m.embedding(_t([ids])).numpy()[0]  # [3, E]
+    x = np.concatenate([x, np.zeros((3, 8), np.float32)])  # right-padded by widest - 1
+    want = []
+    for w, conv in zip((2, 4), m.convs):
+        W, b = conv.weight.numpy()[:, :, 0], conv.bias.numpy()  # [maps, E, (1,) w]
+        windows = max(length - w + 1, 1)
+        maps = [np.maximum(np.einsum("mew,we->m", W, x[t:t + w]) + b, 0) for t in range(windows)]
+        want.append(np.max(maps, axis=0))
+    np.testing.assert_allclose(m.encode(_t([ids]), _t([length])).numpy()[0],
+                               np.concatenate(want), rtol=1e-5, atol=1e-6)
+    assert isinstance(m, CNNStudent) and m.fc.weight.shape == [2 * 3, 5]

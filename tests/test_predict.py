@@ -26,11 +26,22 @@ def student_run(sst2_dir, tmp_path):
     return tmp_path / "run"
 
 
+@pytest.fixture(params=["bilstm", "cnn"])
+def any_student_run(request, sst2_dir, tmp_path):
+    """A small.py run of each student kind."""
+    small.main(["--task_name", "sst-2", "--data_dir", sst2_dir, "--output_dir",
+                str(tmp_path / "run"), *TINY, "--student", request.param, "--num_filters", "8"])
+    return tmp_path / "run"
+
+
 def student_run_results(run_dir):
     return json.load(open(run_dir / "results.json"))
 
 
-def test_exported_student_predicts_like_the_eager_checkpoint(student_run, sst2_dir, tmp_path):
+def test_exported_student_predicts_like_the_eager_checkpoint(any_student_run, sst2_dir, tmp_path):
+    """Both student kinds: the export reads the kind from the run, and the static graph and
+    ONNX Runtime give the eager checkpoint's predictions and its dev accuracy."""
+    student_run = any_student_run
     info = export_model(str(student_run), str(tmp_path / "exp"))
     assert info["kind"] == "student" and info["task"] == "sst-2"
     lines = [l.split(b"\t")[0] for l in open(f"{sst2_dir}/dev.tsv", "rb").read().splitlines()[1:]]
