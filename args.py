@@ -317,7 +317,7 @@ def with_defaults(group: str, values: dict) -> dict:
         if f and isinstance(v, str) and str(f.type).startswith("list"):
             v = [v]
         out[name] = v
-    for name, f in fields.items():  # tuples read back from JSON as lists
+    for name in fields:  # defaults that are tuples, as JSON reads them back: lists
         if isinstance(out.get(name), tuple):
             out[name] = list(out[name])
     return out

@@ -28,6 +28,9 @@ class StudentConfig:
     filter_sizes: tuple[int, ...] = (3, 4, 5)  # CNN: convolution widths (Kim 2014)
     num_filters: int = 100  # CNN: feature maps per width
 
+    def __post_init__(self):
+        self.filter_sizes = tuple(self.filter_sizes)  # a list when read back from JSON
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -111,7 +114,8 @@ class CNNStudent(Student):
         window even on a one-word text; a width-w map is maxed over its first
         max(length - w + 1, 1) windows: padding never changes the result."""
         steps = paddle.arange(paddle.shape(input_ids)[1], dtype=lengths.dtype)
-        x = self.embedding(input_ids) * (steps.unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1).astype("float32")
+        inside = (steps.unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1).astype("float32")
+        x = self.embedding(input_ids) * inside
         pad = max(self.config.filter_sizes) - 1
         x = x.transpose([0, 2, 1]).unsqueeze(2)  # [B, E, 1, L]
         if pad:

@@ -107,16 +107,15 @@ def baseline_summary(baseline_dir: str, ours: dict) -> dict:
                        f"finished small.py run)")
     base = read_json(os.path.join(baseline_dir, RESULTS))
     base_cfg = read_json(os.path.join(baseline_dir, CONFIG))
+    theirs = {g: with_defaults(g, base_cfg.get(g, {})) for g in ("student", "data")}
+
     def same(name: str, a, b) -> bool:  # paths: the same file however it was spelled
         if name in PATH_SETTINGS and a and b:
             return os.path.realpath(a) == os.path.realpath(b)
         return a == b
 
-    base_cfg = {g: with_defaults(g, base_cfg.get(g, {})) for g in ("student", "data")} | \
-        {"train": base_cfg["train"]}
     diffs = [f"{g}.{name}" for g in ("student", "data") for name, v in ours[g].items()
-             if name not in ("max_train_samples",)
-             and not same(name, base_cfg[g].get(name), v)]
+             if name not in ("max_train_samples",) and not same(name, theirs[g].get(name), v)]
     if base_cfg["train"]["seed"] != ours["train"]["seed"]:
         diffs.append("train.seed")
     return {"dir": baseline_dir, "dev": base["dev"], "differs_in": diffs}

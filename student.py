@@ -54,7 +54,7 @@ def build_student(cfg: Config, task: Task, vocab: Vocab) -> Student:
     config = StudentConfig(vocab_size=len(vocab), num_labels=task.num_labels,
                            emb_dim=matrix.shape[1], hidden_size=s.hidden_size, fc_size=s.fc_size,
                            num_layers=s.num_layers, dropout=s.dropout, pair=task.is_pair,
-                           kind=s.student, filter_sizes=tuple(s.filter_sizes),
+                           kind=s.student, filter_sizes=s.filter_sizes,
                            num_filters=s.num_filters)
     model = make_student(config, matrix, s.freeze_embedding)
     n_emb = config.vocab_size * config.emb_dim
@@ -67,9 +67,7 @@ def build_student(cfg: Config, task: Task, vocab: Vocab) -> Student:
 def student_from_checkpoint(path: str) -> tuple[Student, dict]:
     """(the student with the weights of checkpoint `path`, in eval mode; the checkpoint)."""
     ckpt = load_checkpoint(path)
-    config = ckpt["model_config"]
-    model = make_student(StudentConfig(**{**config, "filter_sizes": tuple(
-        config.get("filter_sizes", StudentConfig.filter_sizes))}))
+    model = make_student(StudentConfig(**ckpt["model_config"]))
     model.set_state_dict(ckpt["model"])
     model.eval()
     return model, ckpt
@@ -276,7 +274,8 @@ def _onnx_cnn(cfg, weights, x, ids, lengths, node, const, TensorProto) -> str:
     x = node("Transpose", [x], perm=[0, 2, 1])[0]  # [B, E, L + pad]
     pooled = []
     for k, w in enumerate(cfg.filter_sizes):
-        maps = node("Relu", [node("Conv", [x, const(f"conv{k}.w", weights[f"convs.{k}.weight"][:, :, 0]),
+        kernel = weights[f"convs.{k}.weight"][:, :, 0]  # Paddle's [maps, E, 1, w] -> [maps, E, w]
+        maps = node("Relu", [node("Conv", [x, const(f"conv{k}.w", kernel),
                                            const(f"conv{k}.b", weights[f"convs.{k}.bias"])])[0]])[0]
         limit = node("Max", [node("Sub", [lengths, c(w - 1)])[0], c(1)])[0]
         valid = node("Unsqueeze", [below(dim(maps, 2), limit), c([1])])[0]

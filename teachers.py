@@ -280,9 +280,9 @@ def label_transfer_set(ts: TransferSet, ts_key: str, teacher_path: str,
 
     The teacher reads the transfer set's words with its own tokenizer, [MASK] as its own
     mask token: never our ids, and never word pieces fed back as words."""
+    model, tokenizer = load_teacher(teacher_path, num_labels, model_name)
     weights = teacher_path if os.path.isfile(teacher_path) else \
         os.path.join(teacher_path, "model_state.pdparams")
-    model, tokenizer = load_teacher(teacher_path, num_labels, model_name)
     w_hash = sha256_file(weights)[:16]
     key = content_hash({"teacher": w_hash, "transfer": ts_key, "max_len": max_seq_length,
                         **({"precision": precision} if precision != "fp32" else {})})[:16]
@@ -343,14 +343,16 @@ def label_transfer_set(ts: TransferSet, ts_key: str, teacher_path: str,
 
 def read_cached_logits(folder: str, shape: tuple[int, int]) -> np.ndarray | None:
     """A logits cache folder's logits.npy, if its meta.json vouches for it (same bytes)."""
-    final, meta = os.path.join(folder, "logits.npy"), read_verified_json(os.path.join(folder, "meta.json"))
+    final, meta_path = os.path.join(folder, "logits.npy"), os.path.join(folder, "meta.json")
+    meta = read_verified_json(meta_path)
     if meta is None or not os.path.exists(final):
         return None
     logits = np.load(final)
-    if logits.shape == shape and hashlib.sha256(logits.tobytes()).hexdigest() == meta["logits_sha256"]:
+    if logits.shape == shape and \
+            hashlib.sha256(logits.tobytes()).hexdigest() == meta["logits_sha256"]:
         logger.info("teacher logits: cached %s", final)
         return logits
-    logger.warning("%s: does not match %s; labelling again", final, os.path.join(folder, "meta.json"))
+    logger.warning("%s: does not match %s; labelling again", final, meta_path)
     return None
 
 
@@ -393,7 +395,8 @@ def read_teacher_logits(path: str, n: int, num_labels: int) -> np.ndarray:
                 i = int(i)
                 values = np.asarray(values, dtype=np.float32)
             except (ValueError, TypeError):
-                raise DataError(f"{where}: expected an integer id and numbers, got {line[:80]!r}") from None
+                raise DataError(f"{where}: expected an integer id and numbers, "
+                                f"got {line[:80]!r}") from None
             if values.shape != (num_labels,):
                 raise DataError(f"{where}: {values.size} logits, expected {num_labels} (one per "
                                 f"label of the task)")
