@@ -124,6 +124,8 @@ class TrainArgs:
     logging_steps: int = flag(100, "log training loss and speed every N steps", runtime=True)
     no_bucketing: bool = flag(False, "do not group examples of similar length into batches")
     seed: int = flag(2021, "random seed (initialisation, data order, dropout)")
+    amp: str = flag("fp32", "mixed-precision training on a GPU: bf16 or fp16 (paddle.amp "
+                    "auto-cast; fp16 with loss scaling)", choices=["fp32", "bf16", "fp16"])
     device: str | None = flag(None, "cpu or gpu (default: gpu when Paddle sees one)",
                               runtime=True, choices=["cpu", "gpu"])
     num_threads: int | None = flag(None, "CPU math threads (default: all usable cores)",
@@ -159,6 +161,9 @@ class TrainArgs:
 
             _check(paddle.device.is_compiled_with_cuda(), "device",
                    "gpu requested but this Paddle is a CPU build (install paddlepaddle-gpu)")
+        _check(self.amp == "fp32" or self.device == "gpu", "amp",
+               f"{self.amp} needs a GPU: on CPU Paddle's auto-cast does nothing and its training "
+               f"kernels have no {self.amp} (bf16 on CPU is for inference: --label_precision)")
 
 
 # teacher.py saves to, and bert_distill.py looks in, <TEACHER_ROOT>/<task_name>.
@@ -237,9 +242,10 @@ class DistillArgs:
     label_chunk_size: int = flag(16384, "transfer examples per cached logits file: the unit "
                                  "an interrupted labelling resumes from and data-parallel "
                                  "ranks share", runtime=True)
-    label_precision: str = flag("fp32", "teacher labelling precision on CPU: fp32, or bf16 "
-                                "(faster on short inputs on CPUs with avx512_bf16; logits "
-                                "differ by ~1e-2)", choices=["fp32", "bf16"])
+    label_precision: str = flag("fp32", "teacher labelling precision: fp32; bf16 on CPU "
+                                "(faster on short inputs on CPUs with avx512_bf16 or AMX; "
+                                "logits differ by ~1e-2); fp16 on GPU",
+                                choices=["fp32", "bf16", "fp16"])
     kd_loss: str = flag("mse", "distillation loss on the teacher's logits: mse (Tang et al.) "
                         "or soft_ce (Hinton et al., with --temperature)",
                         choices=["mse", "soft_ce"])
@@ -301,6 +307,13 @@ class Config:
     teacher: TeacherArgs | None = None
     distill: DistillArgs | None = None
     augment: AugmentArgs | None = None
+
+    def __post_init__(self):
+        if self.distill is not None:
+            precision, device = self.distill.label_precision, self.train.device
+            _check(precision == "fp32" or (precision == "fp16") == (device == "gpu"),
+                   "label_precision", f"{precision} labels on "
+                   f"{'a GPU' if precision == 'fp16' else 'the CPU'}, but --device is {device}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -136,11 +136,12 @@ def gains(groups: list[tuple[str, list[Run]]], metrics: list[str]) -> str:
 
 def speed_by_source(inference: dict | None) -> dict[str, dict]:
     """Per run directory measured by bench/inference.py: its fastest batch-32 throughput
-    (and on which path), and its best batch-1 p50 latency."""
+    (and on which path), and its best batch-1 p50 latency; fp32 paths only, as the dev
+    scores beside them are the fp32 model's."""
     out: dict[str, dict] = {}
     for row in (inference or {}).get("rows", []):
         src = row.get("source")
-        if not src:
+        if not src or "int8" in row["path"]:
             continue
         procs = row.get("ex_per_s_processes") or 0.0
         speed, path = max((row["ex_per_s"]["32"], row["path"]),

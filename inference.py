@@ -20,18 +20,20 @@ from student import LoadedStudent, check_export, export_student, load_student, \
 from teachers import export_teacher, text_encoder
 from utils import atomic_write_text, replace_folder
 
-BACKENDS = ("paddle", "onnxruntime")
+BACKENDS = ("paddle", "onnxruntime", "onnxruntime-int8")
 
 
-def export_model(src: str, dst: str, max_seq_length: int = 128) -> dict:
+def export_model(src: str, dst: str, max_seq_length: int = 128, int8: bool = False) -> dict:
     """A student run (its best checkpoint) or a teacher (a save_pretrained directory, e.g.
-    a teacher.py run) -> an export folder at `dst`, swapped in whole. Returns export.json's
-    content."""
+    a teacher.py run) -> an export folder at `dst`, swapped in whole; `int8` adds a
+    quantized ONNX graph (students). Returns export.json's content."""
     kind = model_kind(src)
     if kind == "export":
         raise RunError(f"{src}: already an export ({EXPORT_INFO}); give the run directory")
     if kind == "student":
-        return replace_folder(dst, lambda tmp: export_student(src, tmp))
+        return replace_folder(dst, lambda tmp: export_student(src, tmp, int8))
+    if int8:
+        raise RunError(f"{src}: --int8 quantizes students; a teacher exports in fp32")
     return replace_folder(dst, lambda tmp: export_teacher(src, tmp, max_seq_length))
 
 

@@ -112,21 +112,30 @@ class CNNStudent(Student):
         """[B, L] ids, [B] true lengths -> [B, maps x widths]. Vectors past each length are
         zeroed and the text right-padded with (widest - 1) zeros, so every width has a
         window even on a one-word text; a width-w map is maxed over its first
-        max(length - w + 1, 1) windows: padding never changes the result."""
+        max(length - w + 1, 1) windows: padding never changes the result.
+
+        All widths run as one matmul over widest-width windows (narrower filters padded with
+        zero taps), and the max is an argmax gather: on CPU this trains ~8x faster than
+        per-width convolutions and Paddle's max, whose backward is slow."""
+        config = self.config
+        widest = max(config.filter_sizes)
         steps = paddle.arange(paddle.shape(input_ids)[1], dtype=lengths.dtype)
         inside = (steps.unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1).astype("float32")
-        x = self.embedding(input_ids) * inside
-        pad = max(self.config.filter_sizes) - 1
-        x = x.transpose([0, 2, 1]).unsqueeze(2)  # [B, E, 1, L]
-        if pad:
-            x = F.pad(x, [0, pad, 0, 0])  # [B, E, 1, L + pad]
-        pooled = []
-        for w, conv in zip(self.config.filter_sizes, self.convs):
-            c = F.relu(conv(x))  # [B, maps, 1, L + pad - w + 1], >= 0
-            windows = paddle.arange(paddle.shape(c)[3], dtype=lengths.dtype)
-            valid = windows.unsqueeze(0) < paddle.clip(lengths - w + 1, min=1).unsqueeze(1)
-            pooled.append((c * valid.unsqueeze([1, 2]).astype("float32")).max(axis=[2, 3]))
-        return self.conv_dropout(paddle.concat(pooled, axis=-1))
+        x = (self.embedding(input_ids) * inside).transpose([0, 2, 1]).unsqueeze(2)  # [B,E,1,L]
+        if widest > 1:
+            x = F.pad(x, [0, widest - 1, 0, 0])
+        windows = F.unfold(x, [1, widest])  # [B, E x widest, L]: channel-major, tap-minor
+        weight = paddle.concat([F.pad(conv.weight.squeeze(2), [0, widest - w], data_format="NCL")
+                                for w, conv in zip(config.filter_sizes, self.convs)])
+        bias = paddle.concat([conv.bias for conv in self.convs])
+        maps = F.relu(paddle.matmul(weight.reshape([weight.shape[0], -1]), windows)
+                      + bias.unsqueeze(-1))  # [B, maps x widths, L], >= 0
+        width = paddle.to_tensor(np.repeat(config.filter_sizes, config.num_filters),
+                                 dtype=lengths.dtype)
+        last = paddle.clip(lengths.unsqueeze(1) - width.unsqueeze(0) + 1, min=1)  # [B, maps]
+        maps = maps * (steps.reshape([1, 1, -1]) < last.unsqueeze(-1)).astype("float32")
+        pooled = paddle.take_along_axis(maps, maps.argmax(axis=-1, keepdim=True), -1)
+        return self.conv_dropout(pooled.squeeze(-1))
 
 
 STUDENTS = {"bilstm": BiLSTMStudent, "cnn": CNNStudent}

@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--num_threads", type=int, default=None)
     p.add_argument("--backend", choices=BACKENDS, default="paddle",
                    help="engine for an export: Paddle Inference, or ONNX Runtime (students, "
-                        "CPU; the fastest there)")
+                        "CPU; the fastest there), fp32 or int8 (an export.py --int8 export)")
     p.add_argument("--strict", action="store_true", help="stop at the first bad line")
     args = p.parse_args(argv)
     device = args.device or default_device()

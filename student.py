@@ -176,6 +176,8 @@ def collate_ids(items: list[dict]) -> dict:
 # student about twice as fast per thread here (bench/inference.py).
 
 ONNX_FILE = "model.onnx"
+INT8_ONNX_FILE = "model.int8.onnx"
+ONNX_FILES = {"onnxruntime": ONNX_FILE, "onnxruntime-int8": INT8_ONNX_FILE}
 _GATES = (0, 3, 1, 2)  # Paddle's LSTM gate blocks are i, f, c, o; ONNX's are i, o, f, c
 
 
@@ -226,6 +228,15 @@ def export_student_onnx(model: Student, path: str) -> None:
     onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(onnx_model)
     atomic_write(path, lambda tmp: onnx.save(onnx_model, tmp))
+
+
+def quantize_student_onnx(src: str, dst: str) -> None:
+    """The fp32 ONNX graph with int8 weights (ONNX Runtime's dynamic quantization: weights
+    quantized once per tensor, activations per call), for the embedding lookup, the LSTM or
+    convolutions and the dense layers."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    atomic_write(dst, lambda tmp: quantize_dynamic(src, tmp, weight_type=QuantType.QInt8))
 
 
 def _onnx_bilstm(cfg, weights, x, ids, lengths, node, const, TensorProto) -> str:
@@ -286,18 +297,22 @@ def _onnx_cnn(cfg, weights, x, ids, lengths, node, const, TensorProto) -> str:
 # -------------------------------------------------------------- export and loading
 
 
-def export_student(run_dir: str, out: str) -> dict:
-    """The best checkpoint of a student run -> `out`: static graph, ONNX graph, vocabulary
-    and export.json (written last: it marks a whole export). Returns export.json's content."""
+def export_student(run_dir: str, out: str, int8: bool = False) -> dict:
+    """The best checkpoint of a student run -> `out`: static graph, ONNX graph (and its int8
+    version with `int8`), vocabulary and export.json (written last: it marks a whole
+    export). Returns export.json's content."""
     model, ckpt = student_from_checkpoint(os.path.join(run_dir, BEST))
     config, data = model.config, ckpt["config"]["data"]
     export_static(model, student_inputs(config.pair), os.path.join(out, "model"))
     export_student_onnx(model, os.path.join(out, ONNX_FILE))
+    if int8:
+        quantize_student_onnx(os.path.join(out, ONNX_FILE), os.path.join(out, INT8_ONNX_FILE))
     Vocab(ckpt["vocab"]).save(os.path.join(out, VOCAB))
     info = {"kind": "student", "task": data["task_name"],
             "language": TASKS[data["task_name"]].language,
             "max_seq_length": data["max_seq_length"], "num_labels": config.num_labels,
-            "pair": config.pair, "source": os.path.abspath(run_dir)}
+            "pair": config.pair, "int8": int8,
+            "source": os.path.abspath(run_dir)}
     atomic_write_json(os.path.join(out, EXPORT_INFO), info)
     return info
 
@@ -337,17 +352,21 @@ def check_export(path: str, files: list[str]) -> None:
 def load_student(path: str, device: str = "cpu", num_threads: int | None = None,
                  backend: str = "paddle") -> LoadedStudent:
     """A student run directory (its best checkpoint, eager) or a student export (Paddle
-    Inference, or ONNX Runtime with backend 'onnxruntime', on the CPU)."""
+    Inference, or ONNX Runtime with backend 'onnxruntime' or 'onnxruntime-int8', on the
+    CPU)."""
     if model_kind(path) == "export":
         info = read_export_info(path)
         if info["kind"] != "student":
             raise RunError(f"{path}: a {info['kind']} export, not a student")
-        if backend == "onnxruntime":
+        if backend in ONNX_FILES:
             if device != "cpu":
-                raise RunError(f"{path}: --backend onnxruntime runs students on the CPU; use "
+                raise RunError(f"{path}: --backend {backend} runs students on the CPU; use "
                                f"--backend paddle on {device}")
-            check_export(path, [ONNX_FILE])
-            run: Runner = OnnxPredictor(os.path.join(path, ONNX_FILE), num_threads)
+            if backend == "onnxruntime-int8" and not info.get("int8"):
+                raise RunError(f"{path}: no int8 model in this export; export it with "
+                               f"export.py --int8")
+            check_export(path, [ONNX_FILES[backend]])
+            run: Runner = OnnxPredictor(os.path.join(path, ONNX_FILES[backend]), num_threads)
         else:
             check_export(path, ["model.json", "model.pdiparams"])
             run = Predictor(os.path.join(path, "model"), device, num_threads)

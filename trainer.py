@@ -169,12 +169,13 @@ def evaluate(model: paddle.nn.Layer, batches: Sequence[Batch], forward: Forward,
     return {"loss": total / len(labels), **classification_metrics(preds, labels, metric_names)}
 
 
-def _save(path: str, model, optimizer, scheduler, state: dict, extra: dict) -> None:
+def _save(path: str, model, optimizer, scheduler, scaler, state: dict, extra: dict) -> None:
     if not is_main():
         return
     try:
         atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                     "scaler": scaler.state_dict() if scaler is not None else None,
                      "state": state, **extra}, path)
     except OSError as e:
         raise RunError(f"{path}: cannot write the checkpoint ({e.strerror}); the previous one is "
@@ -278,6 +279,8 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
     steps_per_epoch = len(epoch_batches(0))
     n_steps = total_steps(train, steps_per_epoch)
     main_metric = metric_names[0]
+    # --amp: paddle.amp's O1 auto-cast (GPU only; fp16 also needs loss scaling)
+    scaler = paddle.amp.GradScaler() if train.amp == "fp16" else None
     state = {"step": 0, "epoch": 0, "batch": 0, "best_step": None, "best": None, "last": None,
              "train_seconds": 0.0, "examples": 0, "stale_evals": 0, "stopped_early": False,
              # train loss summed since the last log line, checkpointed so that a resumed
@@ -289,6 +292,8 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
         optimizer.set_state_dict(ckpt["optimizer"])
         if scheduler is not None:
             scheduler.set_state_dict(ckpt["scheduler"])
+        if scaler is not None:
+            scaler.load_state_dict(ckpt["scaler"])
         state = {"window_loss": 0.0, "window_examples": 0, "stale_evals": 0,
                  "stopped_early": False, **ckpt["state"]}
         if is_main():  # records written after that checkpoint will be written again: drop them
@@ -318,9 +323,17 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
             paddle.seed(train.seed * 1_000_003 + state["step"])
             mine, weight = local_share(batches[b])
             batch = to_tensors(collate(mine))
-            loss = loss_fn(forward(net, batch), batch)
-            (loss * weight if weight != 1.0 else loss).backward()
-            optimizer.step()
+            with paddle.amp.auto_cast(enable=train.amp != "fp32",
+                                      dtype="float16" if train.amp == "fp16" else "bfloat16"):
+                loss = loss_fn(forward(net, batch), batch)
+            scaled = loss * weight if weight != 1.0 else loss
+            if scaler is None:
+                scaled.backward()
+                optimizer.step()
+            else:
+                scaler.scale(scaled).backward()
+                scaler.step(optimizer)
+                scaler.update()
             optimizer.clear_grad()
             if scheduler is not None:
                 scheduler.step()
@@ -378,11 +391,11 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
                                 f"{state['best'][main_metric]:.4f} at step {state['best_step']})"))
                 if save_checkpoints:
                     if improved:
-                        _save(os.path.join(out, BEST), model, optimizer, scheduler, state, extra)
-                    _save(os.path.join(out, LAST), model, optimizer, scheduler, state, extra)
+                        _save(os.path.join(out, BEST), model, optimizer, scheduler, scaler, state, extra)
+                    _save(os.path.join(out, LAST), model, optimizer, scheduler, scaler, state, extra)
                 window_start = time.perf_counter()  # evaluation time is not training speed
             elif save_checkpoints and train.save_steps and step % train.save_steps == 0:
-                _save(os.path.join(out, LAST), model, optimizer, scheduler, state, extra)
+                _save(os.path.join(out, LAST), model, optimizer, scheduler, scaler, state, extra)
             if step >= n_steps or state["stopped_early"]:
                 break
     progress.close()

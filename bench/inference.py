@@ -1,20 +1,22 @@
-"""Inference cost of the student against the teachers, side by side in one run.
+"""Inference cost of the students against the teachers, side by side in one run.
 
-Models: the student, BiLSTM or CNN (a small.py / bert_distill.py run), the fine-tuned teacher
-(e.g. MiniLM-L6), and a bert-base-shaped teacher (12 layers, hidden 768) with random
-weights. Each model runs on every path it has, on real dev texts of the task:
-  eager           no-grad dygraph
-  exported        paddle.jit.save + Paddle Inference predictor (oneDNN), fp32
-  exported bf16   the same in bfloat16 (teachers; the LSTM kernel has no bf16 on CPU)
-  onnxruntime     ONNX Runtime, fp32: the student's export.py ONNX graph; the teachers
-                  converted with paddle2onnx
+Models: one or more students, BiLSTM and/or CNN (small.py / bert_distill.py runs), the
+fine-tuned teacher (e.g. MiniLM-L6), and a bert-base-shaped teacher (12 layers, hidden 768)
+with random weights. Each model runs on every path it has, on real dev texts of the task:
+  eager             no-grad dygraph
+  exported          paddle.jit.save + Paddle Inference predictor (oneDNN), fp32
+  exported bf16     the same in bfloat16 (teachers; the LSTM kernel has no bf16 on CPU)
+  onnxruntime       ONNX Runtime, fp32: the student's export.py ONNX graph; the teachers
+                    converted with paddle2onnx
+  onnxruntime int8  students: the same graph with int8 weights (export.py --int8)
 and reports throughput at batch 1, 32 and 256 with all threads in one process, throughput
 at batch 32 with --processes single-threaded processes side by side (how a CPU server
 runs a model whose steps are too small to use several cores), p50/p99 latency at batch 1,
-parameters and size on disk. The ratios compare each model's fastest path at batch 32.
-It also times the student's parts, to show where its time goes.
+dev accuracy of each path, parameters and size on disk. The ratios compare each model's
+fastest path at batch 32, and int8 against fp32. It also times a BiLSTM student's parts,
+to show where its time goes.
 
-    python bench/inference.py --student output/bert_distill/sst-2 \
+    python bench/inference.py --student output/bert_distill/sst-2 output/cnn/sst-2 \
         --teacher pretrained_models/sst-2 --data_dir ../shared/data/sst2
 """
 from __future__ import annotations
@@ -35,7 +37,8 @@ import paddle  # noqa: E402
 from data import TASKS, load_split  # noqa: E402
 from engines import OnnxPredictor, Predictor, eager_runner, export_static  # noqa: E402
 from model import BiLSTMStudent  # noqa: E402
-from student import collate_ids, export_student_onnx, load_student, student_inputs  # noqa: E402
+from student import (collate_ids, export_student_onnx, load_student,  # noqa: E402
+                     quantize_student_onnx, student_inputs)
 from teachers import INPUTS, collate_teacher, encode_for_teacher, load_teacher  # noqa: E402
 from utils import atomic_write_json, count_parameters  # noqa: E402
 
@@ -142,10 +145,19 @@ def student_breakdown(model: BiLSTMStudent, batches: list[dict], repeat: int = 2
     return parts
 
 
+def accuracy(run, batches_of, labels: np.ndarray) -> float:
+    """Dev accuracy of a path, from its batch-32 batches (length-sorted: `order` maps
+    them back to the dev labels)."""
+    order, batches = batches_of(32)
+    preds = np.concatenate([np.asarray(run(b)).argmax(-1) for b in batches])
+    return float((preds == labels[order]).mean())
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--student", required=True, help="a student run directory (best.ckpt)")
+    p.add_argument("--student", required=True, nargs="+",
+                   help="student run directories (best.ckpt), e.g. a BiLSTM and a CNN")
     p.add_argument("--teacher", default="pretrained_models/sst-2",
                    help="a fine-tuned teacher directory")
     p.add_argument("--task_name", default="sst-2", choices=sorted(TASKS))
@@ -167,85 +179,105 @@ def main() -> None:
     dev = load_split(task, "dev", args.data_dir)[: args.n]
     bf16 = paddle.base.core.supports_bfloat16()
 
-    loaded = load_student(args.student)
-    student, config = loaded.model, loaded.model.config
-    ids = [loaded.encode(e.texts) for e in dev]
+    labels = np.array([e.label for e in dev])
     teacher, tok = load_teacher(args.teacher, task.num_labels)
     enc = encode_for_teacher(tok, [e.texts for e in dev], 128)
-    # (name, run directory, model, inputs, kind, precisions of its exported path)
-    student_name = f"{'CNN' if config.kind == 'cnn' else 'BiLSTM'} student"
-    models = [(student_name, args.student, student, student_inputs(config.pair), "student",
-               ["fp32"]),
-              ("fine-tuned teacher", args.teacher, teacher, INPUTS, "teacher",
-               ["fp32", "bf16"] if bf16 else ["fp32"])]
+
+    def student_batches(loaded):
+        """Batches of the dev texts as a student reads them: length-sorted, except single
+        texts, which come in data order (a latency is measured over every dev text)."""
+        ids = [loaded.encode(e.texts) for e in dev]
+        lengths = [max(len(x) for x in it["ids"]) for it in ids]
+
+        def batches_of(bs: int) -> tuple[np.ndarray, list[dict]]:
+            order = np.argsort(lengths, kind="stable") if bs > 1 else np.arange(len(ids))
+            return order, [collate_ids([ids[i] for i in order[j:j + bs]])
+                           for j in range(0, len(ids), bs)]
+        return batches_of, float(np.mean(lengths))
+
+    def teacher_batches(bs: int) -> tuple[np.ndarray, list[dict]]:
+        order = np.argsort(enc.lengths(), kind="stable") if bs > 1 else np.arange(len(enc))
+        return order, [collate_teacher(enc, order[j:j + bs], tok.pad_token_id)
+                       for j in range(0, len(enc), bs)]
+
+    # (name, run directory, model, inputs, batches, precisions of its exported path, scored)
+    models, students, mean_words = [], [], []
+    for source in args.student:
+        loaded = load_student(source)
+        config = loaded.model.config
+        kind = "CNN" if config.kind == "cnn" else "BiLSTM"
+        same = [n for n in students if n.startswith(kind)]
+        name = f"{kind} student" + (f" {len(same) + 1}" if same else "")
+        batches_of, words = student_batches(loaded)
+        mean_words.append(words)
+        models.append((name, source, loaded.model, student_inputs(config.pair), batches_of,
+                       ["fp32"], True))
+        students.append(name)
+    precisions = ["fp32", "bf16"] if bf16 else ["fp32"]
+    models.append(("fine-tuned teacher", args.teacher, teacher, INPUTS, teacher_batches,
+                   precisions, True))
     if not args.no_bert_base:
         from paddlenlp.transformers import BertConfig, BertForSequenceClassification
 
         paddle.seed(0)
         bert_base = BertForSequenceClassification(BertConfig(num_labels=task.num_labels))
         bert_base.eval()
-        models.append(("bert-base-shaped teacher", None, bert_base, INPUTS, "teacher",
-                       models[1][5]))
-
-    def batches_of(kind: str, bs: int) -> list[dict]:
-        """Batches of the dev texts as each model reads them: length-sorted, except single
-        texts, which come in data order (a latency is measured over every dev text)."""
-        if kind == "student":
-            order = np.argsort([max(len(x) for x in it["ids"]) for it in ids], kind="stable") \
-                if bs > 1 else range(len(ids))
-            return [collate_ids([ids[i] for i in order[j:j + bs]])
-                    for j in range(0, len(ids), bs)]
-        order = np.argsort(enc.lengths(), kind="stable") if bs > 1 else np.arange(len(enc))
-        return [collate_teacher(enc, order[j:j + bs], tok.pad_token_id)
-                for j in range(0, len(enc), bs)]
+        models.append(("bert-base-shaped teacher", None, bert_base, INPUTS, teacher_batches,
+                       precisions, False))
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, source, model, inputs, kind, precisions in models:
+        for name, source, model, inputs, batches_of, precisions, scored in models:
             prefix = os.path.join(tmp, str(len(rows)), "model")
             export_static(model, inputs, prefix)
             size = dir_size(os.path.dirname(prefix))
             specs = [("exported" + (" bf16" if prec == "bf16" else ""), ("paddle", prefix, prec))
                      for prec in precisions]
             onnx_file = prefix + ".onnx"
-            if kind == "student":
+            if name in students:
                 export_student_onnx(model, onnx_file)
+                quantize_student_onnx(onnx_file, prefix + ".int8.onnx")
+                specs += [("onnxruntime", ("onnxruntime", onnx_file, None)),
+                          ("onnxruntime int8", ("onnxruntime", prefix + ".int8.onnx", None))]
             else:
                 import paddle2onnx
 
                 paddle2onnx.export(prefix + ".json", prefix + ".pdiparams", onnx_file,
                                    opset_version=14)
-            specs.append(("onnxruntime", ("onnxruntime", onnx_file, None)))
+                specs.append(("onnxruntime", ("onnxruntime", onnx_file, None)))
             paths = [("eager", eager_runner(model, list(inputs)), None)] + \
                 [(path, make_runner(spec, args.num_threads), spec) for path, spec in specs]
             for path, run, spec in paths:
-                speed = {str(bs): throughput(run, batches_of(kind, bs), len(dev), args.min_seconds)
+                speed = {str(bs): throughput(run, batches_of(bs)[1], len(dev), args.min_seconds)
                          for bs in BATCH_SIZES}
                 procs = None
                 if spec is not None and args.processes > 1:
-                    procs = parallel_throughput(spec, batches_of(kind, 32), len(dev),
+                    procs = parallel_throughput(spec, batches_of(32)[1], len(dev),
                                                 args.min_seconds, args.processes)
-                singles = batches_of(kind, 1)
+                singles = batches_of(1)[1]
                 p50, p99 = latencies(run, singles)
                 rows.append({"model": name, "source": source and os.path.abspath(source),
                              "path": path, "params": count_parameters(model), "bytes": size,
                              "ex_per_s": speed, "ex_per_s_processes": procs,
-                             "p50_ms": p50, "p99_ms": p99, "latency_texts": len(singles)})
+                             "p50_ms": p50, "p99_ms": p99, "latency_texts": len(singles),
+                             "dev_acc": accuracy(run, batches_of, labels) if scored else None})
                 print(f"measured {name} {path}", file=sys.stderr, flush=True)
 
-    mean_words = np.mean([max(len(x) for x in it["ids"]) for it in ids])
-    setting = (f"{task.name} dev texts ({len(dev)}; student mean {mean_words:.1f} words, teacher "
-               f"mean {enc.lengths().mean():.1f} word pieces), length-sorted batches (batch-1 latency: "
-               f"every text in data order), every shape warmed up, {args.num_threads} threads or {args.processes} single-threaded processes, "
+    setting = (f"{task.name} dev texts ({len(dev)}; student mean {np.mean(mean_words):.1f} words, "
+               f"teacher mean {enc.lengths().mean():.1f} word pieces), length-sorted batches "
+               f"(batch-1 latency: every text in data order), every shape warmed up, "
+               f"{args.num_threads} threads or {args.processes} single-threaded processes, "
                f"Paddle {paddle.__version__}")
     print(setting + "\n")
-    print(f"{'model':25s} {'path':13s} {'params':>11s} {'MB':>6s} {'ex/s b1':>8s} {'b32':>7s} "
-          f"{'b256':>7s} {f'b32 x{args.processes}p':>9s} {'p50 ms':>7s} {'p99 ms':>7s}")
+    print(f"{'model':25s} {'path':16s} {'params':>11s} {'MB':>6s} {'ex/s b1':>8s} {'b32':>7s} "
+          f"{'b256':>7s} {f'b32 x{args.processes}p':>9s} {'p50 ms':>7s} {'p99 ms':>7s} "
+          f"{'dev acc':>7s}")
     for r in rows:
-        v, procs = r["ex_per_s"], r["ex_per_s_processes"]
-        print(f"{r['model']:25s} {r['path']:13s} {r['params']:11,d} {r['bytes'] / 1e6:6.1f} "
+        v, procs, acc = r["ex_per_s"], r["ex_per_s_processes"], r["dev_acc"]
+        print(f"{r['model']:25s} {r['path']:16s} {r['params']:11,d} {r['bytes'] / 1e6:6.1f} "
               f"{v['1']:8.0f} {v['32']:7.0f} {v['256']:7.0f} "
-              f"{f'{procs:.0f}' if procs else '-':>9s} {r['p50_ms']:7.2f} {r['p99_ms']:7.2f}")
+              f"{f'{procs:.0f}' if procs else '-':>9s} {r['p50_ms']:7.2f} {r['p99_ms']:7.2f} "
+              f"{f'{acc:.4f}' if acc is not None else '-':>7s}")
 
     def best32(r: dict) -> float:
         return max(r["ex_per_s"]["32"], r["ex_per_s_processes"] or 0.0)
@@ -259,20 +291,29 @@ def main() -> None:
     for r in rows:
         if r["model"] not in fastest or best32(r) > best32(fastest[r["model"]]):
             fastest[r["model"]] = r
-    s = fastest[student_name]
-    print(f"\nfastest path at batch 32 of each model, against the student's "
-          f"({best32(s):,.0f} ex/s, {how(s)}; batch-1 p50 "
-          f"{min(r['p50_ms'] for r in rows if r['model'] == s['model']):.2f} ms):")
-    for name, t in fastest.items():
-        if t is not s:
-            print(f"  {name}: {best32(t):,.0f} ex/s ({how(t)}) -> student "
-                  f"{best32(s) / best32(t):.0f}x faster, {t['params'] / s['params']:.0f}x "
-                  f"fewer parameters")
+    for student in students:
+        s = fastest[student]
+        print(f"\nfastest path at batch 32 of each model, against the {student}'s "
+              f"({best32(s):,.0f} ex/s, {how(s)}; batch-1 p50 "
+              f"{min(r['p50_ms'] for r in rows if r['model'] == student):.3f} ms):")
+        for name, t in fastest.items():
+            if t is not s:
+                print(f"  {name}: {best32(t):,.0f} ex/s ({how(t)}) -> {student} "
+                      f"{best32(s) / best32(t):.1f}x as fast, {t['params'] / s['params']:.1f}x "
+                      f"the parameters")
+    print("\nint8 against fp32 (ONNX Runtime, batch 32, fastest of threads and processes):")
+    for student in students:
+        fp32, int8 = (next(r for r in rows if r["model"] == student and r["path"] == path)
+                      for path in ("onnxruntime", "onnxruntime int8"))
+        print(f"  {student}: {best32(int8) / best32(fp32):.2f}x as fast, dev acc "
+              f"{fp32['dev_acc']:.4f} -> {int8['dev_acc']:.4f} "
+              f"({100 * (int8['dev_acc'] - fp32['dev_acc']):+.2f} points)")
     parts = None
-    if config.kind == "bilstm":
-        parts = student_breakdown(student, batches_of("student", 32))
+    bilstm = next((m for m in models if m[0] in students and m[2].config.kind == "bilstm"), None)
+    if bilstm:
+        parts = student_breakdown(bilstm[2], bilstm[4](32)[1])
         total = parts["embedding"] + parts["BiLSTM"] + parts["FC + classifier"]
-        print("\nwhere the student's time goes (eager, per batch of 32): " + ", ".join(
+        print(f"\nwhere the {bilstm[0]}'s time goes (eager, per batch of 32): " + ", ".join(
             f"{k} {parts[k]:.2f} ms ({100 * parts[k] / total:.0f}%)"
             for k in ("embedding", "BiLSTM", "FC + classifier")) +
             f"; the BiLSTM's recurrent matmuls alone (2 directions x every time step) take "

@@ -45,21 +45,34 @@ def test_pipeline_flag_errors(tmp_path, capsys):
 
 
 def test_inference_bench_on_a_pair_task(tiny_teacher, mrpc_dir, tmp_path):
+    """Both student kinds in one run, each with an int8 path and every path's dev
+    accuracy."""
     import subprocess
     import sys
 
     import small
     from conftest import ROOT
 
-    small.main(["--task_name", "mrpc", "--data_dir", mrpc_dir, "--output_dir", str(tmp_path / "s"),
-                *TINY_STUDENT.split(), "--max_steps", "2", "--device", "cpu"])
+    for kind in ("bilstm", "cnn"):
+        small.main(["--task_name", "mrpc", "--data_dir", mrpc_dir, "--output_dir",
+                    str(tmp_path / kind), *TINY_STUDENT.split(), "--max_steps", "2", "--device",
+                    "cpu", "--student", kind, "--num_filters", "4"])
     out = tmp_path / "inference.json"
-    subprocess.run([sys.executable, os.path.join(ROOT, "bench", "inference.py"), "--task_name",
-                    "mrpc", "--student", str(tmp_path / "s"), "--teacher", str(tiny_teacher),
-                    "--data_dir", mrpc_dir, "--json", str(out), "--no_bert_base",
-                    "--min_seconds", "0.01"], check=True, capture_output=True, timeout=300)
+    run = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "inference.py"), "--task_name",
+                          "mrpc", "--student", str(tmp_path / "bilstm"), str(tmp_path / "cnn"),
+                          "--teacher", str(tiny_teacher), "--data_dir", mrpc_dir, "--json",
+                          str(out), "--no_bert_base", "--min_seconds", "0.01"],
+                         check=True, capture_output=True, text=True, timeout=300)
     bench = json.loads(out.read_text())
-    assert {r["model"] for r in bench["rows"]} == {"BiLSTM student", "fine-tuned teacher"}
+    models = {"BiLSTM student", "CNN student", "fine-tuned teacher"}
+    assert {r["model"] for r in bench["rows"]} == models
+    for student in ("BiLSTM student", "CNN student"):
+        paths = {r["path"]: r for r in bench["rows"] if r["model"] == student}
+        assert {"eager", "exported", "onnxruntime", "onnxruntime int8"} <= set(paths)
+        # fp32 paths agree on every pair; dev has 60 pairs, so accuracy is k/60
+        assert len({paths[p]["dev_acc"] for p in ("eager", "exported", "onnxruntime")}) == 1
+        assert round(paths["onnxruntime int8"]["dev_acc"] * 60, 6).is_integer()
+        assert f"{student}: " in run.stdout.split("int8 against fp32")[1]
     assert bench["student_ms"]["BiLSTM"] > 0
     # Like for like: every model's batch-1 latency over all 60 dev pairs, in data order.
     assert {r["latency_texts"] for r in bench["rows"]} == {60}

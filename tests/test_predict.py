@@ -57,6 +57,23 @@ def test_exported_student_predicts_like_the_eager_checkpoint(any_student_run, ss
     assert accuracy == pytest.approx(student_run_results(student_run)["dev"]["acc"])
 
 
+def test_int8_export_predicts_close_to_fp32(any_student_run, sst2_dir, tmp_path):
+    """export.py --int8, both student kinds: ONNX Runtime on the int8 graph stays within 0.05
+    of the fp32 graph's probabilities and gives the same label for at least 90% of the dev
+    texts; an export without it says how to get one."""
+    from runs import RunError
+
+    lines = [l.split(b"\t")[0] for l in open(f"{sst2_dir}/dev.tsv", "rb").read().splitlines()[1:]]
+    export_model(str(any_student_run), str(tmp_path / "exp"), int8=True)
+    fp32, int8 = (run_predict(tmp_path / "exp", lines, num_threads=1, backend=b)
+                  for b in ("onnxruntime", "onnxruntime-int8"))
+    np.testing.assert_allclose([r["probs"] for r in int8], [r["probs"] for r in fp32], atol=0.05)
+    assert np.mean([a["label"] == b["label"] for a, b in zip(int8, fp32)]) >= 0.9
+    export_model(str(any_student_run), str(tmp_path / "plain"))
+    with pytest.raises(RunError, match=r"no int8 model in this export; export it with export\.py --int8"):
+        run_predict(tmp_path / "plain", lines[:1], backend="onnxruntime-int8")
+
+
 def test_bad_lines_are_reported_in_order_and_strict_stops(student_run, tmp_path):
     lines = [b"a great film", b"", b"\xff\xfe broken", b"the plot was dull", b"   ", b"!!! ???"]
     out = run_predict(student_run, lines)
@@ -70,15 +87,15 @@ def test_bad_lines_are_reported_in_order_and_strict_stops(student_run, tmp_path)
 def test_pair_task_needs_two_fields(mrpc_dir, tmp_path):
     small.main(["--task_name", "mrpc", "--data_dir", mrpc_dir, "--output_dir", str(tmp_path / "m"),
                 *TINY])
-    export_model(str(tmp_path / "m"), str(tmp_path / "exp"))
+    export_model(str(tmp_path / "m"), str(tmp_path / "exp"), int8=True)
     lines = [b"A good film.\tA great movie!", b"only one text", b"Dull plot.\tA very dull and boring story, really."]
     eager = run_predict(tmp_path / "m", lines)
-    for backend in ("paddle", "onnxruntime"):
+    for backend, atol in (("paddle", 1e-5), ("onnxruntime", 1e-5), ("onnxruntime-int8", 0.05)):
         out = run_predict(tmp_path / "exp", lines, num_threads=1, backend=backend)
         assert len(out[0]["probs"]) == 2
         assert "expected 2 non-empty tab-separated" in out[1]["error"]
         np.testing.assert_allclose([out[0]["probs"], out[2]["probs"]],
-                                   [eager[0]["probs"], eager[2]["probs"]], atol=1e-5)
+                                   [eager[0]["probs"], eager[2]["probs"]], atol=atol)
 
 
 def test_onnxruntime_is_for_students_on_cpu(tiny_teacher, tmp_path):
@@ -87,6 +104,8 @@ def test_onnxruntime_is_for_students_on_cpu(tiny_teacher, tmp_path):
     export_model(str(tiny_teacher), str(tmp_path / "t"), max_seq_length=32)
     with pytest.raises(RunError, match=r"--backend onnxruntime runs exported students"):
         run_predict(tmp_path / "t", [b"fine"], backend="onnxruntime")
+    with pytest.raises(RunError, match=r"--int8 quantizes students; a teacher exports in fp32"):
+        export_model(str(tiny_teacher), str(tmp_path / "t8"), int8=True)
 
 
 def test_exported_teacher_predicts_like_eager(tiny_teacher, tmp_path):
