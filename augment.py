@@ -8,18 +8,22 @@ transfer set and the part-of-speech tags it needs are cached on disk by content 
 """
 from __future__ import annotations
 
+import array
 import collections
+import hashlib
+import json
 import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
 from args import AugmentArgs
-from data import MASK, SPECIAL_TOKENS, DataError
-from utils import atomic_write_text, content_hash, read_verified_json, write_verified_json
+from data import MASK, SPECIAL_TOKENS, DataError, Encoded, Vocab, gather
+from utils import (NpyAppender, atomic_save_npy, atomic_write, atomic_write_json, content_hash,
+                   read_verified_json, replace_folder, sha256_file, write_verified_json)
 
 logger = logging.getLogger(__name__)
 
@@ -113,21 +117,43 @@ def augment_example(fields: tuple[list[str], ...], tags: tuple[list[str], ...],
 
 @dataclass
 class TransferSet:
-    """Words of every transfer example and, per example, the training example it came from
-    (`source`) and whether it is that original (`original`)."""
+    """The transfer set, flat. Per text field, the word ids of every example end to end
+    (`ids[k]`, int32) and where each example starts (`offsets[k]`, one entry more than
+    examples); the ids index `table`, the set's own list of distinct words ([MASK] included),
+    so the teacher and the exported texts see the exact words. Per example, the training
+    example it came from (`source`) and whether it is that original (`original`).
 
-    words: list[tuple[list[str], ...]]
+    Read from the cache memory-mapped: as Python word lists, QQP's 4M augmented pairs would
+    take over 10 GB."""
+
+    table: list[str]
+    ids: tuple[np.ndarray, ...]
+    offsets: tuple[np.ndarray, ...]
     source: np.ndarray
     original: np.ndarray
 
     def __len__(self) -> int:
-        return len(self.words)
+        return len(self.source)
+
+    def examples(self, idx: np.ndarray) -> list[tuple[list[int], ...]]:
+        """The word ids of examples `idx`, per text field."""
+        fields = []
+        for ids, offsets in zip(self.ids, self.offsets):
+            flat, lengths = gather(ids, offsets, np.asarray(idx))
+            ends, flat = np.cumsum(lengths).tolist(), flat.tolist()
+            fields.append([flat[e - n:e] for e, n in zip(ends, lengths.tolist())])
+        return list(zip(*fields))
+
+    def words(self, idx: np.ndarray) -> list[tuple[list[str], ...]]:
+        """The words of examples `idx`, per text field."""
+        return [tuple([self.table[j] for j in f] for f in ex) for ex in self.examples(idx)]
 
 
-def build_transfer_set(token_lists: Sequence[tuple[list[str], ...]],
-                       tag_lists: Sequence[tuple[list[str], ...]] | None,
-                       cfg: AugmentArgs, seed: int) -> TransferSet:
-    """The originals, then n_iter augmented samples per example, exact duplicates dropped.
+def candidates(token_lists: Sequence[tuple[list[str], ...]],
+               tag_lists: Sequence[tuple[list[str], ...]] | None, cfg: AugmentArgs, seed: int
+               ) -> Iterator[tuple[tuple[list[str], ...], int, bool]]:
+    """(words, source, is_original) of every sample, duplicates included: the originals,
+    then n_iter augmented samples per example.
 
     Example i draws from its own generator (seed, i): its samples depend on nothing but
     itself, unlike PaddleNLP's, where a stale variable turned every augmented English
@@ -135,45 +161,116 @@ def build_transfer_set(token_lists: Sequence[tuple[list[str], ...]],
     """
     if cfg.p_pos > 0 and tag_lists is None:
         raise ValueError("p_pos > 0 needs part-of-speech tags")
-    tags = tag_lists or [tuple([""] * len(w) for w in ex) for ex in token_lists]
     pos_words = pos_vocabulary((w for ex in token_lists for w in ex),
-                               (t for ex in tags for t in ex),
+                               (t for ex in tag_lists for t in ex),
                                cfg.pos_sampling) if cfg.p_pos > 0 else {}
-    seen: set = set()
-    words, source, original = [], [], []
-
-    def add(ex: tuple[list[str], ...], i: int, is_original: bool) -> None:
-        key = tuple(tuple(f) for f in ex)
-        if key not in seen and all(ex):
-            seen.add(key)
-            words.append(ex)
-            source.append(i)
-            original.append(is_original)
-
     for i, ex in enumerate(token_lists):
-        add(ex, i, True)
-    for i, (ex, ex_tags) in enumerate(zip(token_lists, tags)):
+        yield ex, i, True
+    for i, ex in enumerate(token_lists):
+        tags = tag_lists[i] if tag_lists else tuple([""] * len(w) for w in ex)
         rng = np.random.default_rng([seed, i])
         for _ in range(cfg.n_iter):
-            add(augment_example(ex, ex_tags, rng, pos_words, cfg), i, False)
-    return TransferSet(words, np.asarray(source, dtype=np.int64), np.asarray(original, dtype=bool))
+            yield augment_example(ex, tags, rng, pos_words, cfg), i, False
 
 
-def write_transfer_texts(ts: TransferSet, path: str) -> None:
+TRANSFER_META = "meta.json"  # written last, with every file's checksum
+
+
+def build_transfer_set(token_lists: Sequence[tuple[list[str], ...]],
+                       tag_lists: Sequence[tuple[list[str], ...]] | None,
+                       cfg: AugmentArgs, seed: int, folder: str) -> TransferSet:
+    """The samples of `candidates`, exact duplicates and samples with an empty text dropped,
+    streamed into `folder` as flat arrays (see TransferSet) and read back memory-mapped.
+
+    Only the word ids on disk grow with the set; duplicates are found by a 16-byte hash of
+    each sample's ids, not by keeping its words."""
+    n_fields = len(token_lists[0])
+    index: dict[str, int] = {}  # word -> its id: the table, in order of first use
+    seen: set[bytes] = set()
+    ids = [NpyAppender(os.path.join(folder, f"ids-{k}.npy"), np.int32) for k in range(n_fields)]
+    lengths = [array.array("q") for _ in range(n_fields)]
+    source, original = array.array("q"), array.array("b")
+    for ex, i, is_original in candidates(token_lists, tag_lists, cfg, seed):
+        if not all(ex):
+            continue
+        fields = [np.array([index.setdefault(w, len(index)) for w in f], dtype=np.int32)
+                  for f in ex]
+        h = hashlib.blake2b(digest_size=16)
+        for f in fields:  # the length first, so that a pair's split point counts
+            h.update(len(f).to_bytes(8, "little"))
+            h.update(f.tobytes())
+        digest = h.digest()
+        if digest in seen:
+            continue
+        seen.add(digest)
+        for k, f in enumerate(fields):
+            ids[k].append(f)
+            lengths[k].append(len(f))
+        source.append(i)
+        original.append(is_original)
+    del seen  # freed before the arrays below are made
+    for k in range(n_fields):
+        ids[k].close()
+        atomic_save_npy(os.path.join(folder, f"offsets-{k}.npy"), np.concatenate(
+            [[0], np.cumsum(np.frombuffer(lengths[k], dtype=np.int64))]).astype(np.int64))
+    atomic_save_npy(os.path.join(folder, "source.npy"), np.frombuffer(source, dtype=np.int64))
+    atomic_save_npy(os.path.join(folder, "original.npy"),
+                    np.frombuffer(original, dtype=np.int8).astype(bool))
+    atomic_write_json(os.path.join(folder, "words.json"), list(index))
+    names = ["words.json", "source.npy", "original.npy",
+             *(f"{a}-{k}.npy" for k in range(n_fields) for a in ("ids", "offsets"))]
+    write_verified_json(os.path.join(folder, TRANSFER_META), {
+        "fields": n_fields, "examples": len(source), "words": len(index),
+        "sha256": {name: sha256_file(os.path.join(folder, name)) for name in names}})
+    return read_transfer_set(folder, verify=False)
+
+
+def read_transfer_set(folder: str, verify: bool = True) -> TransferSet | None:
+    """The transfer set cached in `folder`, its arrays memory-mapped; None when absent, or
+    when a file does not match the checksum meta.json holds (reported: it is rebuilt)."""
+    meta = read_verified_json(os.path.join(folder, TRANSFER_META))
+    if meta is None:
+        return None
+    for name, digest in meta["sha256"].items() if verify else ():
+        path = os.path.join(folder, name)
+        if not os.path.exists(path) or sha256_file(path) != digest:
+            logger.warning("%s: corrupt cache file (content hash mismatch); rebuilding it", path)
+            return None
+    with open(os.path.join(folder, "words.json"), encoding="utf-8") as f:
+        table = json.load(f)
+
+    def load(name: str) -> np.ndarray:
+        return np.load(os.path.join(folder, name), mmap_mode="r")
+
+    k = range(meta["fields"])
+    return TransferSet(table, tuple(load(f"ids-{i}.npy") for i in k),
+                       tuple(load(f"offsets-{i}.npy") for i in k),
+                       load("source.npy"), load("original.npy"))
+
+
+def write_transfer_texts(ts: TransferSet, path: str, block: int = 65536) -> None:
     """The transfer set as a TSV for a teacher outside this project: a header, then per
     example its id (its row in the transfer set) and its words joined by spaces, the two
-    texts of a pair in two fields; [MASK] marks a masked word."""
-    k = len(ts.words[0]) if ts.words else 1
-    header = "id\t" + ("text" if k == 1 else "text_a\ttext_b") + "\n"
-    atomic_write_text(path, header + "".join(
-        f"{i}\t" + "\t".join(" ".join(f) for f in ex) + "\n" for i, ex in enumerate(ts.words)))
+    texts of a pair in two fields; [MASK] marks a masked word. Written block by block."""
+    header = "id\t" + ("text" if len(ts.ids) == 1 else "text_a\ttext_b") + "\n"
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(header)
+            for start in range(0, len(ts), block):
+                idx = np.arange(start, min(start + block, len(ts)))
+                f.write("".join(f"{i}\t" + "\t".join(" ".join(t) for t in ex) + "\n"
+                                for i, ex in zip(idx.tolist(), ts.words(idx))))
+
+    atomic_write(path, write)
 
 
-def masked_as(words: Sequence[tuple[list[str], ...]], token: str) -> list[tuple[list[str], ...]]:
-    """The transfer set with each [MASK] read as `token` (the student's view of it)."""
-    if token == MASK:
-        return list(words)
-    return [tuple([token if w == MASK else w for w in f] for f in ex) for ex in words]
+def student_view(ts: TransferSet, vocab: Vocab, mask_token: str, labels: np.ndarray
+                 ) -> Encoded:
+    """The transfer set as the student's ids, [MASK] read as `mask_token`: one lookup table
+    from the set's words to the vocabulary, applied per batch."""
+    lookup = vocab.encode(mask_token if w == MASK else w for w in ts.table)
+    return Encoded(ts.ids, ts.offsets, labels, lookup)
 
 
 def pos_tags(token_lists: Sequence[Sequence[str]], language: str) -> list[list[str]]:
@@ -224,22 +321,18 @@ def cached_pos_tags(words: list[tuple[list[str], ...]], language: str, cache_dir
 
 def cached_transfer_set(words: list[tuple[list[str], ...]], language: str, aug: AugmentArgs,
                         cache_dir: str) -> tuple[TransferSet, str]:
-    """(transfer set, its content hash): built once (seeded by aug.augment_seed), then read
-    back from cache_dir."""
+    """(transfer set, its content hash): built once (seeded by aug.augment_seed) into the
+    folder cache_dir/transfer-<hash>, swapped in whole, then read back memory-mapped."""
     key = content_hash({"words": content_hash(words), "aug": aug.__dict__})[:16]
-    path = os.path.join(cache_dir, f"transfer-{key}.json")
-    payload = read_verified_json(path)
-    if payload is None:
+    folder = os.path.join(cache_dir, f"transfer-{key}")
+    ts = read_transfer_set(folder)
+    if ts is None:
         t0 = time.perf_counter()
         tags = cached_pos_tags(words, language, cache_dir) if aug.p_pos > 0 else None
-        ts = build_transfer_set(words, tags, aug, aug.augment_seed)
-        payload = {"words": ts.words, "source": ts.source.tolist(),
-                   "original": ts.original.tolist()}
-        write_verified_json(path, payload)
-        logger.info("transfer set built in %.1fs -> %s", time.perf_counter() - t0, path)
-    ts = TransferSet([tuple(w) for w in payload["words"]], np.asarray(payload["source"]),
-                     np.asarray(payload["original"], dtype=bool))
+        ts = replace_folder(folder, lambda tmp: build_transfer_set(words, tags, aug,
+                                                                   aug.augment_seed, tmp))
+        logger.info("transfer set built in %.1fs -> %s", time.perf_counter() - t0, folder)
     logger.info("transfer set: %d examples from %d training examples (n_iter %d; %d "
-                "duplicates dropped)", len(ts), len(words), aug.n_iter,
-                len(words) * (aug.n_iter + 1) - len(ts))
+                "duplicates dropped; %d distinct words)", len(ts), len(words), aug.n_iter,
+                len(words) * (aug.n_iter + 1) - len(ts), len(ts.table))
     return ts, key

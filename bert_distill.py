@@ -25,8 +25,8 @@ import numpy as np
 import paddle
 
 from args import TEACHER_ROOT, Config, parse_config
-from augment import TransferSet, cached_transfer_set, masked_as, write_transfer_texts
-from data import MASK, TASKS, UNK, TaskData, encode, load_data, make_vocab, read_transfer_file
+from augment import TransferSet, cached_transfer_set, student_view, write_transfer_texts
+from data import MASK, TASKS, UNK, TaskData, load_data, make_vocab, read_transfer_file
 from losses import balance_weights, distill_loss
 from runs import baseline_summary
 from student import prepare_student, train_student
@@ -110,10 +110,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
         model = prepare_student(cfg, data, vocab, resume)
         start_run(cfg.to_dict(), t)
         # unlabeled texts (--transfer_file) get label 0, never used: `original` is False
-        labels = np.asarray([data.train[i].label if i < len(data.train) else 0
-                             for i in ts.source], dtype=np.int64)
-        words = masked_as(ts.words, UNK if k.student_mask == "unk" else MASK)
-        train_set = encode(words, vocab, labels)
+        gold_labels = np.asarray([e.label for e in data.train] + [0], dtype=np.int64)
+        labels = gold_labels[np.minimum(ts.source, len(data.train))]
+        train_set = student_view(ts, vocab, UNK if k.student_mask == "unk" else MASK, labels)
         return train_student(cfg, data, vocab, model, train_set,
                              distill_loss(k.kd_loss, k.alpha, k.temperature), resume,
                              extra=extra, batch_extra=batch_extra, results_extra=results_extra,

@@ -10,6 +10,7 @@ import collections
 import logging
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
@@ -221,14 +222,17 @@ TOKENIZERS = {"en": tokenize_en, "zh": tokenize_zh}
 
 def tokenize(examples: Sequence[Example], language: str, max_len: int | None = None,
              where: str = "") -> list[tuple[list[str], ...]]:
-    """Words of each text, truncated to `max_len` words. An empty result is an error."""
+    """Words of each text, truncated to `max_len` words. An empty result is an error.
+
+    Each distinct word is one string object (interned): QQP's 8M words would otherwise take
+    ~0.5 GB as separate strings."""
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
     tok = TOKENIZERS[language]
     out = []
     for i, ex in enumerate(examples):
-        words = tuple(tok(t)[:max_len] for t in ex.texts)
+        words = tuple([sys.intern(w) for w in tok(t)[:max_len]] for t in ex.texts)
         if any(not w for w in words):
             raise DataError(f"{where} example {i + 1}: text {ex.texts!r} has no words after "
                             f"tokenization")
@@ -392,25 +396,49 @@ def make_vocab(d: "DataArgs", data: TaskData,
 
 @dataclass
 class Encoded:
-    """A split as ids: per text field, one int64 array per example; labels or None."""
+    """A split as ids, flat: per text field, the ids of every example end to end (`ids[k]`)
+    and where each example starts (`offsets[k]`, one entry more than examples). With
+    `lookup`, the ids index a word table (a transfer set's) and lookup[id] is the student's id,
+    applied per batch, so a set of millions of examples is never copied (it may be
+    memory-mapped)."""
 
-    ids: tuple[list[np.ndarray], ...]
+    ids: tuple[np.ndarray, ...]
+    offsets: tuple[np.ndarray, ...]
     labels: np.ndarray | None
+    lookup: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, fields: Sequence[Sequence[np.ndarray]], labels: np.ndarray | None = None
+           ) -> "Encoded":
+        """From one id array per example, per text field."""
+        flat = [(np.concatenate(f).astype(np.int64),
+                 np.concatenate([[0], np.cumsum([len(x) for x in f])]).astype(np.int64))
+                for f in fields]
+        return cls(tuple(ids for ids, _ in flat), tuple(o for _, o in flat), labels)
 
     def __len__(self) -> int:
-        return len(self.ids[0])
+        return len(self.offsets[0]) - 1
 
     def lengths(self) -> np.ndarray:
         """Per example, the longest of its texts: what sets its padded width."""
-        return np.max([[len(x) for x in field] for field in self.ids], axis=0)
+        return np.max([np.diff(o) for o in self.offsets], axis=0)
+
+
+def gather(ids: np.ndarray, offsets: np.ndarray, idx: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """(the ids of examples `idx` end to end, [len(idx)] their lengths) of one flat field,
+    with one fancy index rather than one slice per example."""
+    starts, lengths = offsets[idx], offsets[idx + 1] - offsets[idx]
+    shift = starts - (np.cumsum(lengths) - lengths)  # where each example is minus where it goes
+    return ids[np.repeat(shift, lengths) + np.arange(lengths.sum())], lengths
 
 
 def encode(token_lists: Sequence[tuple[list[str], ...]], vocab: Vocab,
            labels: Sequence[int | None] | None = None) -> Encoded:
-    fields = tuple([vocab.encode(words[k]) for words in token_lists]
-                   for k in range(len(token_lists[0])))
     has_labels = labels is not None and all(l is not None for l in labels)
-    return Encoded(fields, np.asarray(labels, dtype=np.int64) if has_labels else None)
+    return Encoded.of([[vocab.encode(words[k]) for words in token_lists]
+                       for k in range(len(token_lists[0]))],
+                      np.asarray(labels, dtype=np.int64) if has_labels else None)
 
 
 def make_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None,
@@ -450,11 +478,13 @@ def collate(data: Encoded, idx: np.ndarray, extra: dict[str, np.ndarray] | None 
     """A named batch: input_ids / lengths (and input_ids_b / lengths_b for pairs), labels,
     plus any per-example arrays in `extra` (such as teacher logits)."""
     batch: dict[str, np.ndarray] = {}
-    width = None
-    if len(data.ids) == 2:  # both sentences share one width so the encoder runs once on both
-        width = max(len(data.ids[k][i]) for k in range(2) for i in idx)
-    for k, suffix in enumerate(("", "_b")[: len(data.ids)]):
-        batch["input_ids" + suffix], batch["lengths" + suffix] = pad([data.ids[k][i] for i in idx], width)
+    fields = [gather(ids, offsets, idx) for ids, offsets in zip(data.ids, data.offsets)]
+    # both sentences of a pair share one width so the encoder runs once on both
+    width = int(max(lengths.max() for _, lengths in fields))
+    for (ids, lengths), suffix in zip(fields, ("", "_b")):
+        out = np.zeros((len(idx), width), dtype=np.int64)  # [PAD] is id 0
+        out[np.arange(width) < lengths[:, None]] = ids if data.lookup is None else data.lookup[ids]
+        batch["input_ids" + suffix], batch["lengths" + suffix] = out, lengths.astype(np.int64)
     if data.labels is not None:
         batch["labels"] = data.labels[idx]
     for key, arr in (extra or {}).items():

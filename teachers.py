@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import paddle
@@ -136,13 +136,20 @@ def encode_for_teacher(tokenizer, texts: Sequence[tuple[str, ...]], max_seq_leng
     return TeacherEncoded(ids, types, np.asarray(labels, dtype=np.int64) if has_labels else None)
 
 
-def encode_words_for_teacher(tokenizer, examples: Sequence[tuple[Sequence[str], ...]],
-                             max_seq_length: int, mask_word: str = "[MASK]") -> TeacherEncoded:
-    """Teacher ids of already-tokenized examples (the transfer set): each distinct word goes
-    through the teacher's own tokenizer once (BERT's tokenizer splits on whitespace before
-    anything else, so this equals tokenizing the words joined by spaces, ~50x faster), and
-    `mask_word` becomes the teacher's mask token. Pairs are truncated longest-first."""
-    pieces: dict[str, list[int]] = {mask_word: [tokenizer.mask_token_id]}
+def word_pieces(tokenizer, words: Sequence[str], mask_word: str = MASK) -> list[list[int]]:
+    """The teacher's word-piece ids of each word, `mask_word` as its mask token. BERT's
+    tokenizer splits on whitespace before anything else, so the pieces of words joined by
+    spaces are each word's pieces end to end: each distinct word of a transfer set is
+    tokenized once (~50x faster than its texts)."""
+    return [[tokenizer.mask_token_id] if w == mask_word else
+            tokenizer.convert_tokens_to_ids(tokenizer.tokenize(w)) for w in words]
+
+
+def encode_pieces(tokenizer, examples: Iterable[tuple[Sequence[int], ...]],
+                  pieces: Sequence[Sequence[int]], max_seq_length: int) -> TeacherEncoded:
+    """Teacher ids of examples given as word ids into `pieces` (see word_pieces): [CLS] a
+    [SEP] (b [SEP]); pairs are truncated longest-first to `max_seq_length` in all, as the
+    tokenizer does."""
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     ids, types = [], []
     for ex in examples:
@@ -150,8 +157,6 @@ def encode_words_for_teacher(tokenizer, examples: Sequence[tuple[Sequence[str], 
         for words in ex:
             seq = []
             for w in words:
-                if w not in pieces:
-                    pieces[w] = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(w))
                 seq.extend(pieces[w])
             parts.append(seq)
         budget = max_seq_length - len(parts) - 1  # [CLS] and one [SEP] per text
@@ -165,6 +170,21 @@ def encode_words_for_teacher(tokenizer, examples: Sequence[tuple[Sequence[str], 
         ids.append(np.asarray(seq, dtype=np.int64))
         types.append(np.asarray(typ, dtype=np.int64))
     return TeacherEncoded(ids, types, None)
+
+
+def teacher_lengths(ts: TransferSet, pieces: Sequence[Sequence[int]], max_seq_length: int,
+                    block: int = 1 << 20) -> np.ndarray:
+    """[len(ts)] the length of each transfer example's teacher ids (what encode_pieces
+    makes), counted block by block without encoding anything."""
+    count = np.array([len(p) for p in pieces], dtype=np.int64)
+    total = np.zeros(len(ts), dtype=np.int64)
+    for ids, offsets in zip(ts.ids, ts.offsets):
+        for a in range(0, len(ts), block):
+            o = np.asarray(offsets[a:a + block + 1])
+            sums = np.concatenate([[0], np.cumsum(count[ids[o[0]:o[-1]]])])
+            total[a:a + len(o) - 1] += sums[o[1:] - o[0]] - sums[o[:-1] - o[0]]
+    n_texts = len(ts.ids)
+    return np.minimum(total, max_seq_length - n_texts - 1) + n_texts + 1
 
 
 def collate_teacher(data: TeacherEncoded, idx: np.ndarray, pad_id: int = 0) -> dict:
@@ -279,10 +299,12 @@ def label_transfer_set(ts: TransferSet, ts_key: str, teacher_path: str,
     by the exported teacher, each chunk saved atomically so a rerun resumes.
 
     The teacher reads the transfer set's words with its own tokenizer, [MASK] as its own
-    mask token: never our ids, and never word pieces fed back as words."""
-    model, tokenizer = load_teacher(teacher_path, num_labels, model_name)
+    mask token: never our ids, and never word pieces fed back as words. Its inputs are built
+    per chunk, and it is loaded only when there is something to label."""
     weights = teacher_path if os.path.isfile(teacher_path) else \
         os.path.join(teacher_path, "model_state.pdparams")
+    if not os.path.isfile(weights):
+        load_teacher(teacher_path, num_labels, model_name)  # raises the error naming the fix
     w_hash = sha256_file(weights)[:16]
     key = content_hash({"teacher": w_hash, "transfer": ts_key, "max_len": max_seq_length,
                         **({"precision": precision} if precision != "fp32" else {})})[:16]
@@ -291,10 +313,12 @@ def label_transfer_set(ts: TransferSet, ts_key: str, teacher_path: str,
     if logits is not None:
         return logits
 
+    model, tokenizer = load_teacher(teacher_path, num_labels, model_name)
     t0 = time.perf_counter()
-    data = encode_words_for_teacher(tokenizer, ts.words, max_seq_length, MASK)
-    logger.info("teacher inputs: %d examples tokenized in %.1fs (mean %.1f tokens)", len(data),
-                time.perf_counter() - t0, data.lengths().mean())
+    pieces = word_pieces(tokenizer, ts.table, MASK)
+    lengths = teacher_lengths(ts, pieces, max_seq_length)
+    logger.info("teacher inputs: %d distinct words tokenized in %.1fs; %d examples of mean "
+                "%.1f tokens", len(pieces), time.perf_counter() - t0, len(ts), lengths.mean())
     prefix = os.path.join(cache_dir, f"teacher-{w_hash}", "model")
 
     def export() -> None:
@@ -303,7 +327,7 @@ def label_transfer_set(ts: TransferSet, ts_key: str, teacher_path: str,
             export_static(model, INPUTS, prefix)
     main_first(export)
     run = Predictor(prefix, device, num_threads, precision)
-    order = np.argsort(data.lengths(), kind="stable")
+    order = np.argsort(lengths, kind="stable")
     chunks = [order[i:i + chunk_size] for i in range(0, len(order), chunk_size)]
     paths = [os.path.join(folder, f"chunk-{c:05d}.npy") for c in range(len(chunks))]
     os.makedirs(folder, exist_ok=True)
@@ -315,7 +339,8 @@ def label_transfer_set(ts: TransferSet, ts_key: str, teacher_path: str,
     for c in mine:
         if _load_chunk(paths[c], (len(chunks[c]), num_labels)) is None:
             idx = chunks[c]
-            atomic_save_npy(paths[c], teacher_logits(run, _subset(data, idx), batch_size,
+            data = encode_pieces(tokenizer, ts.examples(idx), pieces, max_seq_length)
+            atomic_save_npy(paths[c], teacher_logits(run, data, batch_size,
                                                      tokenizer.pad_token_id))
             done += len(idx)
             elapsed = time.perf_counter() - t0
@@ -430,11 +455,6 @@ def file_logits(path: str, ts_key: str, n: int, num_labels: int, cache_dir: str)
     return logits
 
 
-def _subset(data: TeacherEncoded, idx: np.ndarray) -> TeacherEncoded:
-    return TeacherEncoded([data.input_ids[i] for i in idx], [data.token_type_ids[i] for i in idx],
-                          None)
-
-
 def _load_chunk(path: str, shape: tuple[int, int]) -> np.ndarray | None:
     if not os.path.exists(path):
         return None
@@ -454,11 +474,13 @@ def online_teacher(ts: TransferSet, teacher_path: str, num_labels: int,
     """Batch indices -> {"teacher_logits"}: the eager teacher run on every student batch,
     as PaddleNLP's example does. Slow; kept only to measure what caching saves."""
     model, tokenizer = load_teacher(teacher_path, num_labels, model_name)
-    inputs = encode_words_for_teacher(tokenizer, ts.words, max_seq_length, MASK)
+    pieces = word_pieces(tokenizer, ts.table, MASK)
     run = eager_runner(model)
 
     def logits(idx: np.ndarray) -> dict:
-        return {"teacher_logits": run(collate_teacher(inputs, idx, tokenizer.pad_token_id))}
+        data = encode_pieces(tokenizer, ts.examples(idx), pieces, max_seq_length)
+        return {"teacher_logits": run(collate_teacher(data, np.arange(len(idx)),
+                                                      tokenizer.pad_token_id))}
 
     return logits
 

@@ -205,6 +205,36 @@ def atomic_save_npy(path: str, arr) -> None:
     atomic_write(path, write)
 
 
+class NpyAppender:
+    """A 1-d .npy file of unknown length written piece by piece, so that an array larger than
+    memory never has to be held: the pieces go to a hidden scratch file beside `path`;
+    close() writes `path` (header, then the pieces) atomically and removes the scratch file."""
+
+    def __init__(self, path: str, dtype: np.dtype | type) -> None:
+        self.path, self.dtype, self.size = path, np.dtype(dtype), 0
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        self.scratch = os.path.join(folder, f".{os.path.basename(path)}.part")
+        self.file = open(self.scratch, "wb")
+
+    def append(self, arr: np.ndarray) -> None:
+        self.file.write(np.ascontiguousarray(arr, dtype=self.dtype).tobytes())
+        self.size += len(arr)
+
+    def close(self) -> None:
+        self.file.close()
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as out, open(self.scratch, "rb") as part:
+                np.lib.format.write_array_header_1_0(out, {
+                    "descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+                    "shape": (self.size,)})
+                shutil.copyfileobj(part, out, 1 << 20)
+
+        atomic_write(self.path, write)
+        os.remove(self.scratch)
+
+
 def write_files_into(out: str, write: Callable[[str], Any], last: str) -> None:
     """`write(tmp)` writes files into a scratch folder inside `out`; each is then moved into
     `out`, `last` (the file whose presence marks the set complete) after the others."""

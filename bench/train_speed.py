@@ -114,8 +114,8 @@ def main() -> None:
     ours_dev = encode(tokenize(dev_examples, "en", 128), vocab, [e.label for e in dev_examples])
 
     def pieces(exs):
-        return Encoded((wordpiece_ids([e.texts[0] for e in exs], args.wordpiece_vocab),),
-                       np.asarray([e.label for e in exs], dtype=np.int64))
+        return Encoded.of([wordpiece_ids([e.texts[0] for e in exs], args.wordpiece_vocab)],
+                          np.asarray([e.label for e in exs], dtype=np.int64))
 
     wp, wp_dev = pieces(examples), pieces(dev_examples)
     rows = [

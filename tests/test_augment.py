@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from args import AugmentArgs
-from augment import (augment_example, build_transfer_set, mask_and_replace, pos_tags,
-                     pos_vocabulary, sample_ngram, sentence_spans)
+from augment import (augment_example, build_transfer_set, cached_transfer_set, mask_and_replace,
+                     pos_tags, pos_vocabulary, read_transfer_set, sample_ngram, sentence_spans)
 from data import MASK, DataError
 
 
@@ -100,36 +100,114 @@ def test_pos_replacement_follows_the_unigram_distribution_within_the_tag():
         assert set(draws) == {"common", "rare"}
 
 
-def test_each_augmented_sample_comes_from_its_own_example():
+def all_words(ts):
+    return ts.words(np.arange(len(ts)))
+
+
+def test_each_augmented_sample_comes_from_its_own_example(tmp_path):
     """PaddleNLP's bug made every augmented English example a copy of the last sentence."""
     examples = [([f"w{i}_{j}" for j in range(6)],) for i in range(30)]
     tags = [(["NN"] * 6,) for _ in examples]
     cfg = AugmentConfig(n_iter=5, p_mask=0.2, p_pos=0.0, p_ng=0.5)
-    ts = build_transfer_set(examples, tags, cfg, seed=3)
+    ts = build_transfer_set(examples, tags, cfg, 3, str(tmp_path))
     assert ts.original.sum() == 30 and ts.original[:30].all()
     assert len(ts) > 30 + 30 * 3
-    for words, src in zip(ts.words, ts.source):
-        real = [w for w in words[0] if w != MASK]
-        assert all(w.startswith(f"w{src}_") for w in real), (words, src)
+    words = all_words(ts)
+    for ex, src in zip(words, ts.source):
+        real = [w for w in ex[0] if w != MASK]
+        assert all(w.startswith(f"w{src}_") for w in real), (ex, src)
     # Exact duplicates are dropped.
-    assert len({tuple(w[0]) for w in ts.words}) == len(ts)
+    assert len({tuple(w[0]) for w in words}) == len(ts)
 
 
-def test_transfer_set_pairs_augment_both_sentences_and_is_order_independent():
+def test_transfer_set_pairs_augment_both_sentences_and_is_order_independent(tmp_path):
     a = [(["good", "film", "here", "today"], ["nice", "movie", "there", "now"])] * 1
     b = [(["x", "y", "z"], ["u", "v", "w"])]
     cfg = AugmentConfig(n_iter=40, p_mask=0.3, p_pos=0.0, p_ng=0.3)
-    ts = build_transfer_set(a + b, None, cfg, seed=0)
-    changed = [ws for ws, o in zip(ts.words, ts.original) if not o]
+    ts = build_transfer_set(a + b, None, cfg, 0, str(tmp_path / "ab"))
+    changed = [ws for ws, o in zip(all_words(ts), ts.original) if not o]
     assert any(ws[0] != a[0][0] for ws in changed) and any(ws[1] != a[0][1] for ws in changed)
     # Example 0's samples do not depend on which examples follow it.
-    alone = build_transfer_set(a, None, cfg, seed=0)
-    assert [w for w, s in zip(ts.words, ts.source) if s == 0] == alone.words
+    alone = build_transfer_set(a, None, cfg, 0, str(tmp_path / "a"))
+    assert [w for w, s in zip(all_words(ts), ts.source) if s == 0] == all_words(alone)
 
 
-def test_p_pos_without_tags_is_an_error():
+def test_p_pos_without_tags_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="part-of-speech"):
-        build_transfer_set([(WORDS,)], None, AugmentConfig(p_pos=0.1), seed=0)
+        build_transfer_set([(WORDS,)], None, AugmentConfig(p_pos=0.1), 0, str(tmp_path))
+
+
+def list_build(token_lists, tag_lists, cfg, seed):
+    """The transfer set as it was built before it went flat (Python word lists, a set of
+    word tuples): the reference the flat build must reproduce example for example."""
+    tags = tag_lists or [tuple([""] * len(w) for w in ex) for ex in token_lists]
+    pos_words = pos_vocabulary((w for ex in token_lists for w in ex),
+                               (t for ex in tags for t in ex),
+                               cfg.pos_sampling) if cfg.p_pos > 0 else {}
+    seen, out = set(), []
+
+    def add(ex, i, is_original):
+        key = tuple(tuple(f) for f in ex)
+        if key not in seen and all(ex):
+            seen.add(key)
+            out.append((ex, i, is_original))
+
+    for i, ex in enumerate(token_lists):
+        add(ex, i, True)
+    for i, (ex, ex_tags) in enumerate(zip(token_lists, tags)):
+        rng = np.random.default_rng([seed, i])
+        for _ in range(cfg.n_iter):
+            add(augment_example(ex, ex_tags, rng, pos_words, cfg), i, False)
+    return out
+
+
+@pytest.mark.parametrize("pair", [False, True])
+def test_flat_build_equals_the_list_build(pair, tmp_path):
+    """Same examples in the same order, sources and originals as the list build, for single
+    texts and pairs, with masking, POS replacement, n-grams, sentence sampling and exact
+    duplicates (repeated training examples, one-word texts); ids index the set's own word
+    table, [MASK] included."""
+    r = np.random.default_rng(5)
+    vocab = [w for ws in WORDS_BY_TAG.values() for w in ws] + [".", "!"]
+    tag_of = {w: t for t, ws in WORDS_BY_TAG.items() for w in ws} | {".": ".", "!": "."}
+
+    def text():
+        return [str(w) for w in r.choice(vocab, int(r.integers(1, 12)))]
+
+    examples = [tuple(text() for _ in range(2 if pair else 1)) for _ in range(60)]
+    examples += examples[:5] + [tuple(["good"] for _ in range(2 if pair else 1))] * 3
+    tags = [tuple([tag_of[w] for w in f] for f in ex) for ex in examples]
+    cfg = AugmentConfig(n_iter=8, p_mask=0.2, p_pos=0.2, p_ng=0.3, max_ng=3, p_sent=0.3)
+    want = list_build(examples, tags, cfg, 11)
+    ts = build_transfer_set(examples, tags, cfg, 11, str(tmp_path))
+    assert all_words(ts) == [ex for ex, _, _ in want]
+    assert ts.source.tolist() == [i for _, i, _ in want]
+    assert ts.original.tolist() == [o for _, _, o in want]
+    assert len(want) < len(examples) * (cfg.n_iter + 1)  # some duplicates were dropped
+    assert MASK in ts.table and len(set(ts.table)) == len(ts.table)
+    assert all(ids.dtype == np.int32 and isinstance(ids, np.memmap) for ids in ts.ids)
+    assert len(ts.ids) == len(ts.offsets) == (2 if pair else 1)
+
+
+def test_cached_transfer_set_is_reused_and_a_damaged_file_rebuilt(tmp_path, caplog):
+    examples = [(WORDS,), (WORDS[:4],)]
+    cfg = AugmentConfig(n_iter=5, p_pos=0.0, augment_seed=0)
+    ts, key = cached_transfer_set(examples, "en", cfg, str(tmp_path))
+    folder = tmp_path / f"transfer-{key}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [folder.name]  # no scratch left
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "ids-0.npy", "meta.json", "offsets-0.npy", "original.npy", "source.npy", "words.json"]
+    words = all_words(ts)
+    del ts  # its arrays map the files damaged below
+    again, key2 = cached_transfer_set(examples, "en", cfg, str(tmp_path))
+    assert key2 == key and all_words(again) == words
+    del again
+    ids = folder / "ids-0.npy"
+    ids.write_bytes(ids.read_bytes()[:-4])  # truncated
+    assert read_transfer_set(str(folder)) is None
+    assert "ids-0.npy: corrupt cache file" in caplog.text
+    rebuilt, _ = cached_transfer_set(examples, "en", cfg, str(tmp_path))
+    assert all_words(rebuilt) == words
 
 
 def test_english_pos_tags_align_with_our_words():

@@ -244,7 +244,7 @@ CASES = [
      lambda c: _convert_empty(c), r"missing model\.safetensors or pytorch_model\.bin"),
     # caches and runs
     ("cache-transfer", "cache: a damaged transfer-set file (rebuilt)",
-     lambda c: _corrupt_cache(c, "transfer-*.json", lambda p: _truncate(p)), r"transfer-\w+\.json: corrupt cache file .*rebuilding it"),
+     lambda c: _corrupt_cache(c, "transfer-*/ids-0.npy", lambda p: _truncate(p)), r"transfer-\w+/ids-0\.npy: corrupt cache file .*rebuilding it"),
     ("cache-logits", "cache: logits that do not match their record (relabelled)",
      lambda c: _corrupt_cache(c, "logits-*/logits.npy", lambda p: np.save(p, np.zeros((3, 2), np.float32))), r"logits\.npy: does not match .*meta\.json; labelling again"),
     ("cache-chunk", "cache: a damaged logits chunk of an interrupted labelling (relabelled)",

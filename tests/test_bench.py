@@ -31,8 +31,8 @@ def test_paddlenlp_emulation_writes_no_checkpoint(monkeypatch):
     monkeypatch.setattr(trainer, "_save", no_save)
     bench = load_bench("train_speed")
     rng = np.random.default_rng(0)
-    enc = Encoded(([rng.integers(3, 50, rng.integers(2, 9)) for _ in range(96)],),
-                  rng.integers(0, 2, 96))
+    enc = Encoded.of([[rng.integers(3, 50, rng.integers(2, 9)) for _ in range(96)]],
+                     rng.integers(0, 2, 96))
     row = bench.Row("PaddleNLP small.py", False, 8, 8, 8, False, 1, eval_every=2)
     speed, padded = bench.measure(row, enc, enc, 50, steps=4, seed=0)
     assert speed > 0 and padded >= 2
@@ -65,3 +65,25 @@ def test_vectors_bench_files_hold_what_the_readers_find(sst2_dir, tmp_path):
         np.testing.assert_array_equal(got["bin"][i], got["npz"][i])
         np.testing.assert_array_equal(got["bin"][i], got["bin.gz"][i])
         np.testing.assert_allclose(got["txt"][i], got["bin"][i], atol=6e-5)  # 4 decimals
+
+
+def test_scale_bench_runs_tiny(tmp_path):
+    """bench/scale.py end to end at a tiny size: a QQP-layout task from our real words, its
+    transfer set, labelling and a few student steps, each stage timed and measured."""
+    from conftest import shared
+
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "scale.py"), "--pairs", "200",
+                          "--dev_pairs", "50", "--n_iter", "2", "--max_steps", "3",
+                          "--data_root", os.path.dirname(shared("sst2")), "--out",
+                          str(tmp_path / "run"), "--json", str(tmp_path / "scale.json")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.load(open(tmp_path / "scale.json"))
+    assert 200 < report["transfer_examples"] <= 600 and report["transfer_set_bytes"] > 0
+    assert set(report["seconds"]) == set(report["peak_rss"]) == {"transfer set", "labelling",
+                                                                  "training"}
+    assert all(v > 0 for v in report["peak_rss"].values()) and report["maxrss"] > 0
+    assert json.load(open(tmp_path / "run" / "run" / "results.json"))["steps"] == 3
+    header = (tmp_path / "run" / "task" / "train.tsv").read_text().splitlines()[0]
+    assert header == "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate"
+    assert "peak of the whole run" in out.stdout

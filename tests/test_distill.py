@@ -74,6 +74,23 @@ def logits_files(cache):
     return sorted(p for p in (cache).glob("logits-*/logits.npy"))
 
 
+def cached_transfer(cache):
+    """The one transfer set cached in `cache`, read as bert_distill.py reads it."""
+    from augment import read_transfer_set
+
+    [folder] = cache.glob("transfer-*")
+    return read_transfer_set(str(folder))
+
+
+def encode_words(tok, examples, max_len):
+    """Teacher ids of word lists, through a word table of their own, as a transfer set's."""
+    from teachers import encode_pieces, word_pieces
+
+    table = sorted({w for ex in examples for f in ex for w in f})
+    ids = [tuple([table.index(w) for w in f] for f in ex) for ex in examples]
+    return encode_pieces(tok, ids, word_pieces(tok, table), max_len)
+
+
 def test_distill_end_to_end_and_cache_reuse(tiny_teacher, sst2_dir, tmp_path):
     results = run_distill(tmp_path, tiny_teacher, sst2_dir)
     assert results["transfer_examples"] > 240 and results["n_iter"] == 3
@@ -94,20 +111,23 @@ def test_distill_end_to_end_and_cache_reuse(tiny_teacher, sst2_dir, tmp_path):
 
 def test_cached_logits_equal_eager_teacher_on_joined_text(tiny_teacher, sst2_dir, tmp_path):
     from data import MASK
-    from teachers import (eager_runner, encode_for_teacher, encode_words_for_teacher,
-                         load_teacher, teacher_logits)
+    from teachers import (eager_runner, encode_for_teacher, encode_pieces, load_teacher,
+                          teacher_lengths, teacher_logits, word_pieces)
 
     run_distill(tmp_path, tiny_teacher, sst2_dir, "--max_steps", "1")
     [path] = logits_files(tmp_path / "cache")
-    [transfer] = (tmp_path / "cache").glob("transfer-*.json")
-    words = json.load(open(transfer))["payload"]["words"]
+    ts = cached_transfer(tmp_path / "cache")
+    words = ts.words(np.arange(len(ts)))
     assert any(MASK in ex[0] for ex in words)
     model, tok = load_teacher(str(tiny_teacher), 2)
     # The word-level fast encoder equals the teacher's tokenizer on the joined text.
     joined = encode_for_teacher(
         tok, [(" ".join(tok.mask_token if w == MASK else w for w in ex[0]),) for ex in words], 128)
-    fast = encode_words_for_teacher(tok, words, 128, MASK)
+    pieces = word_pieces(tok, ts.table, MASK)
+    fast = encode_pieces(tok, ts.examples(np.arange(len(ts))), pieces, 128)
     assert all(np.array_equal(a, b) for a, b in zip(joined.input_ids, fast.input_ids))
+    np.testing.assert_array_equal(teacher_lengths(ts, pieces, 128, block=7), fast.lengths())
+    np.testing.assert_array_equal(teacher_lengths(ts, pieces, 6), np.minimum(fast.lengths(), 6))
     np.testing.assert_allclose(np.load(path), teacher_logits(eager_runner(model), joined), atol=1e-5)
 
 
@@ -116,8 +136,8 @@ def test_corrupt_caches_are_detected_and_rebuilt(tiny_teacher, sst2_dir, tmp_pat
     [path] = logits_files(tmp_path / "cache")
     good = np.load(path)
     np.save(path, good + 1.0)  # tampered: same shape, wrong values
-    [transfer] = (tmp_path / "cache").glob("transfer-*.json")
-    transfer.write_text(transfer.read_text()[:-50])  # truncated
+    [ids] = (tmp_path / "cache").glob("transfer-*/ids-0.npy")
+    ids.write_bytes(ids.read_bytes()[:-50])  # truncated
     run_distill(tmp_path, tiny_teacher, sst2_dir, "--max_steps", "1", out="d2")
     log = (tmp_path / "d2" / "train.log").read_text()
     assert "corrupt cache file" in log and "labelling again" in log
@@ -170,15 +190,11 @@ def test_distill_pair_task_with_pos_and_baseline(tiny_teacher, mrpc_dir, tmp_pat
 
 def test_online_teacher_gives_the_cached_logits(tiny_teacher, sst2_dir, tmp_path):
     """PaddleNLP's way (the eager teacher on every batch) computes what the cache holds."""
-    from augment import TransferSet
     from teachers import online_teacher
 
     run_distill(tmp_path, tiny_teacher, sst2_dir, "--max_steps", "1")
     [path] = logits_files(tmp_path / "cache")
-    [transfer] = (tmp_path / "cache").glob("transfer-*.json")
-    payload = json.load(open(transfer))["payload"]
-    ts = TransferSet([tuple(w) for w in payload["words"]], np.asarray(payload["source"]),
-                     np.asarray(payload["original"]))
+    ts = cached_transfer(tmp_path / "cache")
     logits = online_teacher(ts, str(tiny_teacher), 2, None, 128)
     cached = np.load(path)
     for idx in np.array_split(np.random.default_rng(0).permutation(len(ts)), 7):
@@ -192,13 +208,21 @@ def test_online_teacher_gives_the_cached_logits(tiny_teacher, sst2_dir, tmp_path
     assert not list((tmp_path / "o" / "cache").glob("logits-*"))
 
 
-def test_student_reads_masked_words_as_unk_or_its_own_mask():
-    from augment import masked_as
-    from data import MASK, UNK
+def test_student_reads_masked_words_as_unk_or_its_own_mask(tmp_path):
+    from args import AugmentArgs
+    from augment import build_transfer_set, student_view
+    from data import MASK, PAD, UNK, build_vocab, collate
 
-    words = [(["a", MASK, "film"],), (["good", "plot"], [MASK])]
-    assert masked_as(words, UNK) == [(["a", UNK, "film"],), (["good", "plot"], [UNK])]
-    assert masked_as(words, MASK) == words
+    pairs = [(["a", MASK, "film"], ["good", "zebra"]), (["good", "plot"], [MASK])]
+    ts = build_transfer_set(pairs, None, AugmentArgs(n_iter=0, p_pos=0), 0, str(tmp_path))
+    vocab = build_vocab([["a", "film", "good", "plot"]])
+    for token in (UNK, MASK):
+        batch = collate(student_view(ts, vocab, token, np.array([1, 0])), np.array([1, 0]))
+        assert batch["input_ids"].tolist() == [vocab.encode(["good", "plot", PAD]).tolist(),
+                                               vocab.encode(["a", token, "film"]).tolist()]
+        assert batch["input_ids_b"].tolist() == [vocab.encode([token, PAD, PAD]).tolist(),
+                                                 vocab.encode(["good", "zebra", PAD]).tolist()]
+        assert batch["labels"].tolist() == [0, 1]
 
 
 def test_bad_teacher_is_a_clear_error(tiny_en, sst2_dir, tmp_path):
@@ -239,18 +263,18 @@ def test_distill_chinese_with_jieba_pos_and_sentence_sampling(tiny_zh_teacher, c
     """ChnSentiCorp end to end with a tiny random Chinese teacher: jieba words, jieba.posseg
     tags for POS-guided replacement, sentence sampling, and [MASK] as the teacher's mask."""
     from data import MASK
-    from teachers import encode_words_for_teacher, load_teacher
+    from teachers import load_teacher
 
     results = run_distill(tmp_path, tiny_zh_teacher, chnsenticorp_dir, "--p_pos", "0.2",
                           "--p_sent", "0.5", task="chnsenticorp")
     assert results["task"] == "chnsenticorp" and results["transfer_examples"] > 240
     assert list((tmp_path / "cache").glob("pos-zh-*.json"))
-    [transfer] = (tmp_path / "cache").glob("transfer-*.json")
-    words = json.load(open(transfer))["payload"]["words"]
+    ts = cached_transfer(tmp_path / "cache")
+    words = ts.words(np.arange(len(ts)))
     assert any(MASK in ex[0] for ex in words) and "酒店" in {w for ex in words for w in ex[0]}
     _, tok = load_teacher(str(tiny_zh_teacher), 2)
     masked = next(ex for ex in words if MASK in ex[0])
-    ids = encode_words_for_teacher(tok, [masked], 128, MASK).input_ids[0]
+    ids = encode_words(tok, [masked], 128).input_ids[0]
     assert (ids == tok.mask_token_id).sum() == masked[0].count(MASK)
 
 

@@ -153,15 +153,16 @@ def test_load_teacher_errors(tiny_en, tiny_teacher, tmp_path):
 
 
 def test_word_encoder_matches_tokenizer_and_truncates_pairs(tiny_teacher):
-    from teachers import encode_for_teacher, encode_words_for_teacher, load_teacher
+    from teachers import encode_for_teacher, load_teacher
+    from test_distill import encode_words
 
     _, tok = load_teacher(str(tiny_teacher), 2)
     pairs = [(["the", "movie", "was", "great", "!"], ["not", "[MASK]", "boring", "unseenword"])]
-    got = encode_words_for_teacher(tok, pairs, 128)
+    got = encode_words(tok, pairs, 128)
     want = encode_for_teacher(tok, [(" ".join(a), " ".join(b)) for a, b in pairs], 128)
     np.testing.assert_array_equal(got.input_ids[0], want.input_ids[0])
     np.testing.assert_array_equal(got.token_type_ids[0], want.token_type_ids[0])
-    short = encode_words_for_teacher(tok, pairs, 8)
+    short = encode_words(tok, pairs, 8)
     assert len(short.input_ids[0]) == 8 and short.token_type_ids[0].tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
     assert short.input_ids[0].tolist().count(tok.sep_token_id) == 2
 

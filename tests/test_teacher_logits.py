@@ -12,7 +12,7 @@ import pytest
 import bert_distill
 from data import DataError
 from teachers import read_teacher_logits
-from test_distill import logits_files, run_distill
+from test_distill import cached_transfer, logits_files, run_distill
 
 # A stand-alone labeller, as a user would write one for their own model: reads the
 # exported TSV, runs the teacher (here ours, eagerly with paddlenlp, in file order) and
@@ -117,14 +117,13 @@ def test_unlabeled_texts_join_the_transfer_set_without_gold_labels(tiny_teacher,
     monkeypatch.setattr(bert_distill, "train_student", spy)
     run_distill(tmp_path, tiny_teacher, sst2_dir, "--transfer_file", str(texts), "--alpha", "0.5",
                 "--n_iter", "2")
-    [transfer] = (tmp_path / "cache").glob("transfer-*.json")
-    payload = json.load(open(transfer))["payload"]
-    source, n = np.asarray(payload["source"]), seen["n_train"]
+    ts = cached_transfer(tmp_path / "cache")
+    source, n = np.asarray(ts.source), seen["n_train"]
     assert set(source[source >= n]) == {n, n + 1}  # the two texts, and augmented copies
-    assert ["a", "quietly", "moving", "zebra", "film"] in [ex[0] for ex in payload["words"]]
+    assert (["a", "quietly", "moving", "zebra", "film"],) in ts.words(np.arange(len(ts)))
     assert (source >= n).sum() > 2
     gold = seen["extra"]["original"]
-    assert not gold[source >= n].any() and gold[np.asarray(payload["original"]) & (source < n)].all()
+    assert not gold[source >= n].any() and gold[ts.original & (source < n)].all()
     assert "zebra" in seen["vocab"].index  # the student has a row for the unlabeled words
 
 
