@@ -4,7 +4,8 @@ The teacher's knowledge transfers through many more examples than the training s
 so each training example is perturbed n_iter times: words masked, words replaced by others
 of the same part of speech, n-grams and (for long reviews) single sentences sampled. The
 knobs are args.AugmentArgs. Every function takes an explicit random generator; the
-transfer set and the part-of-speech tags it needs are cached on disk by content hash.
+transfer set and the part-of-speech tags it needs are cached on disk by content hash, the
+transfer set as flat arrays of word ids that are read memory-mapped.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
@@ -227,7 +229,8 @@ def build_transfer_set(token_lists: Sequence[tuple[list[str], ...]],
 
 def read_transfer_set(folder: str, verify: bool = True) -> TransferSet | None:
     """The transfer set cached in `folder`, its arrays memory-mapped; None when absent, or
-    when a file does not match the checksum meta.json holds (reported: it is rebuilt)."""
+    when a file does not match the checksum meta.json holds (reported: it is rebuilt).
+    `verify=False` skips the checksums of files this process has just written."""
     meta = read_verified_json(os.path.join(folder, TRANSFER_META))
     if meta is None:
         return None
@@ -305,7 +308,8 @@ def pos_tags(token_lists: Sequence[Sequence[str]], language: str) -> list[list[s
 
 def cached_pos_tags(words: list[tuple[list[str], ...]], language: str, cache_dir: str
                     ) -> list[tuple[list[str], ...]]:
-    """Tags of every training text, computed once per training set and cached."""
+    """Tags of every training text, computed once per training set and cached; each
+    distinct tag one (interned) string, as the words are."""
     path = os.path.join(cache_dir, f"pos-{language}-{content_hash(words)[:16]}.json")
     tags = read_verified_json(path)
     if tags is None:
@@ -316,7 +320,7 @@ def cached_pos_tags(words: list[tuple[list[str], ...]], language: str, cache_dir
         write_verified_json(path, tags)
         logger.info("part-of-speech tags of %d texts in %.1fs -> %s", len(flat),
                     time.perf_counter() - t0, path)
-    return [tuple(t) for t in tags]
+    return [tuple([sys.intern(t) for t in f] for f in ex) for ex in tags]
 
 
 def cached_transfer_set(words: list[tuple[list[str], ...]], language: str, aug: AugmentArgs,

@@ -164,9 +164,7 @@ def atomic_write(path: str, write: Callable[[str], Any]) -> None:
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make outputs private
+    os.chmod(tmp, _unmasked(0o666))  # mkstemp's 0600 would make outputs private
     try:
         write(tmp)
         with open(tmp, "rb") as f:
@@ -176,6 +174,13 @@ def atomic_write(path: str, write: Callable[[str], Any]) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _unmasked(mode: int) -> int:
+    """`mode` as the umask lets a new file have it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -263,6 +268,7 @@ def replace_folder(dst: str, write: Callable[[str], T]) -> T:
             else:
                 shutil.rmtree(path)
     tmp = tempfile.mkdtemp(dir=parent, prefix=f".{name}.")
+    os.chmod(tmp, _unmasked(0o777))  # mkdtemp's 0700 would make the folder private
     try:
         logger.info("writing %s (swapped in when complete)", tmp)
         out = write(tmp)

@@ -132,7 +132,7 @@ def run_distill(cmd: list[str], log_path: str) -> dict:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     t0 = start = time.perf_counter()
-    with open(log_path, "w", encoding="utf-8") as log:
+    with open(log_path, "w", encoding="utf-8", buffering=1) as log:
         for line in proc.stderr:
             log.write(line)
             marker = STAGES[current[0]][1]
