@@ -173,7 +173,7 @@ def encode_pieces(tokenizer, examples: Iterable[tuple[Sequence[int], ...]],
 
 
 def teacher_lengths(ts: TransferSet, pieces: Sequence[Sequence[int]], max_seq_length: int,
-                    block: int = 1 << 20) -> np.ndarray:
+                    block: int = 1 << 18) -> np.ndarray:
     """[len(ts)] the length of each transfer example's teacher ids (what encode_pieces
     makes), counted block by block without encoding anything."""
     count = np.array([len(p) for p in pieces], dtype=np.int64)
