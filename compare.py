@@ -16,16 +16,24 @@ from args import GROUPS, with_defaults
 from runs import Run, RunError, load_run, read_json
 from utils import atomic_write, atomic_write_text
 
-KINDS = {"teacher": "BERT teacher", "small": "BiLSTM (small.py)",
-         "bert_distill": "distilled BiLSTM (bert_distill.py)"}
+NETWORKS = {"bilstm": "BiLSTM", "cnn": "CNN"}
+
+
+def model_kind(r: Run) -> tuple[str, str | None]:
+    """(script kind, student network): what a row is, whatever its other settings."""
+    if r.kind == "teacher":
+        return r.kind, None
+    return r.kind, with_defaults("student", r.config.get("student", {}))["student"]
 
 
 def run_name(r: Run) -> str:
-    """A row's name: the kind of model, and a teacher's backbone."""
-    if r.kind == "teacher":
+    """A row's name: the kind of model (a student's network), and a teacher's backbone."""
+    kind, network = model_kind(r)
+    if kind == "teacher":
         backbone = r.config["teacher"]["model_name_or_path"]
         return f"teacher ({os.path.basename(os.path.normpath(backbone))})"
-    return KINDS[r.kind]
+    name = NETWORKS[network]
+    return f"{name} (small.py)" if kind == "small" else f"distilled {name} (bert_distill.py)"
 
 
 SEEDS = {("train", "seed"), ("augment", "augment_seed")}
@@ -57,7 +65,8 @@ def group_runs(runs: list[Run]) -> list[tuple[str, list[Run]]]:
     named = []
     for key, members in groups.items():
         name = run_name(members[0])
-        rivals = [settings[k] for k, m in groups.items() if k != key and m[0].kind == members[0].kind]
+        rivals = [settings[k] for k, m in groups.items()
+                  if k != key and model_kind(m[0]) == model_kind(members[0])]
         if rivals:
             mine = settings[key]
             differs = sorted({n for o in rivals for n in set(mine) | set(o)
@@ -120,13 +129,12 @@ def seeds_table(groups: list[tuple[str, list[Run]]], metrics: list[str]) -> str:
 
 
 def gains(groups: list[tuple[str, list[Run]]], metrics: list[str]) -> str:
-    """Each distilled model's mean minus the baseline's, best and final, in points."""
-    base = [rs for _, rs in groups if rs[0].kind == "small"]
-    if len(base) != 1:
-        return ""
+    """Each distilled model's mean minus its baseline's (the one small.py model of the same
+    network), best and final, in points."""
     out = []
     for name, rs in groups:
-        if rs[0].kind == "bert_distill":
+        base = [b for _, b in groups if model_kind(b[0]) == ("small", model_kind(rs[0])[1])]
+        if rs[0].kind == "bert_distill" and len(base) == 1:
             parts = [f"{which} {m} {100 * (mean_score(rs, m, which) - mean_score(base[0], m, which)):+.2f}"
                      for m in metrics for which in ("best", "final")]
             out.append(f"- {name} minus the baseline (points of mean dev score): "
@@ -246,8 +254,8 @@ def report(run_dirs: list[str], out: str, inference_path: str | None = None) -> 
               f"each model)\n\n" + markdown_table([rs[0] for _, rs in groups], inference,
                                            [name for name, _ in groups]))
     os.makedirs(out, exist_ok=True)
-    plot(groups, os.path.join(out, "report.png"), f"{task}: teacher, BiLSTM baseline and "
-                                                   f"distilled BiLSTM")
+    plot(groups, os.path.join(out, "report.png"), f"{task}: teacher, students alone and "
+                                                   f"distilled")
     md += f"\n![{task} report](report.png)\n"
     atomic_write_text(os.path.join(out, "report.md"), md)
     return md

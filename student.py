@@ -209,9 +209,8 @@ def export_student_onnx(model: Student, path: str) -> None:
     if cfg.pair:  # both sentences through the one encoder, as model.forward does
         ids = node("Concat", ["input_ids", "input_ids_b"], axis=0)[0]
         lengths = node("Concat", ["lengths", "lengths_b"], axis=0)[0]
-    x = node("Gather", [const("embedding", weights["embedding.weight"]), ids])[0]  # [B, L, E]
     encoder = _onnx_cnn if cfg.kind == "cnn" else _onnx_bilstm
-    h = encoder(cfg, weights, x, ids, lengths, node, const, TensorProto)
+    h = encoder(cfg, weights, ids, lengths, node, const, TensorProto)
     if cfg.pair:
         h1, h2 = node("Split", [h], 2, axis=0)
         h = node("Concat", [h1, h2, node("Mul", [h1, h2])[0],
@@ -231,20 +230,22 @@ def export_student_onnx(model: Student, path: str) -> None:
 
 
 def quantize_student_onnx(src: str, dst: str) -> None:
-    """The fp32 ONNX graph with int8 weights (ONNX Runtime's dynamic quantization: weights
-    quantized once per tensor, activations per call), for the embedding lookup, the LSTM or
-    convolutions and the dense layers."""
+    """The fp32 ONNX graph with int8 weights in the LSTM and the matmuls (ONNX Runtime's
+    dynamic quantization: weights quantized once, activations per call). The embedding
+    lookup stays fp32: quantizing it adds a dequantization per call and was slower here."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    atomic_write(dst, lambda tmp: quantize_dynamic(src, tmp, weight_type=QuantType.QInt8))
+    atomic_write(dst, lambda tmp: quantize_dynamic(src, tmp, weight_type=QuantType.QInt8,
+                                                   op_types_to_quantize=["LSTM", "MatMul"]))
 
 
-def _onnx_bilstm(cfg, weights, x, ids, lengths, node, const, TensorProto) -> str:
-    """[B, L, E] vectors -> [B, 2H]: ONNX's LSTM, stopped at each length like Paddle's."""
+def _onnx_bilstm(cfg, weights, ids, lengths, node, const, TensorProto) -> str:
+    """[B, L] ids -> [B, 2H]: ONNX's LSTM, stopped at each length like Paddle's."""
     def gates(w: np.ndarray) -> np.ndarray:  # reorder the 4 gate blocks along axis 0
         return np.concatenate([w[k * cfg.hidden_size:(k + 1) * cfg.hidden_size] for k in _GATES])
 
     seq_lens = node("Cast", [lengths], to=TensorProto.INT32)[0]
+    x = node("Gather", [const("embedding", weights["embedding.weight"]), ids])[0]  # [B, L, E]
     x = node("Transpose", [x], perm=[1, 0, 2])[0]  # [L, B, E]: ONNX LSTMs are time-major
     for layer in range(cfg.num_layers):
         p = [f"lstm.{kind}_l{layer}{sfx}" for sfx in ("", "_reverse")
@@ -263,35 +264,53 @@ def _onnx_bilstm(cfg, weights, x, ids, lengths, node, const, TensorProto) -> str
     return node("Reshape", [h, const("flat", np.array([0, -1]))])[0]  # forward, backward
 
 
-def _onnx_cnn(cfg, weights, x, ids, lengths, node, const, TensorProto) -> str:
-    """[B, L, E] vectors -> [B, maps x widths], masked as model.CNNStudent.encode."""
+def _onnx_cnn(cfg, weights, ids, lengths, node, const, TensorProto) -> str:
+    """[B, L] ids -> [B, maps x widths], as model.CNNStudent.encode computes it: every
+    width in one MatMul over widest-width windows (narrower filters get zero taps). Ids past
+    each length, and the (widest - 1) padding, read an extra all-zero embedding row, so no
+    float mask is needed on the inputs; a width-w map is maxed over its first
+    max(length - w + 1, 1) windows."""
     names = itertools.count()
 
     def c(value) -> str:  # an int64 constant
         return const(f"cnn_const{next(names)}", np.array(value, np.int64))
 
-    def below(n: str, limit: str) -> str:  # [B, n] float: 1 where position < limit[b]
-        pos = node("Unsqueeze", [node("Range", [c(0), n, c(1)])[0], c([0])])[0]
-        return node("Cast", [node("Less", [pos, node("Unsqueeze", [limit, c([1])])[0]])[0]],
-                    to=TensorProto.FLOAT)[0]
-
-    def dim(t: str, axis: int) -> str:
-        return node("Gather", [node("Shape", [t])[0], c(axis)])[0]
-
-    x = node("Mul", [x, node("Unsqueeze", [below(dim(ids, 1), lengths), c([2])])[0]])[0]
-    pad = max(cfg.filter_sizes) - 1
-    if pad:
-        x = node("Pad", [x, c([0, 0, 0, 0, pad, 0])])[0]
-    x = node("Transpose", [x], perm=[0, 2, 1])[0]  # [B, E, L + pad]
-    pooled = []
-    for k, w in enumerate(cfg.filter_sizes):
-        kernel = weights[f"convs.{k}.weight"][:, :, 0]  # Paddle's [maps, E, 1, w] -> [maps, E, w]
-        maps = node("Relu", [node("Conv", [x, const(f"conv{k}.w", kernel),
-                                           const(f"conv{k}.b", weights[f"convs.{k}.bias"])])[0]])[0]
-        limit = node("Max", [node("Sub", [lengths, c(w - 1)])[0], c(1)])[0]
-        valid = node("Unsqueeze", [below(dim(maps, 2), limit), c([1])])[0]
-        pooled.append(node("ReduceMax", [node("Mul", [maps, valid])[0]], axes=[2], keepdims=0)[0])
-    return node("Concat", pooled, axis=-1)[0]
+    table = weights["embedding.weight"]
+    zero_row = len(table)
+    steps = node("Gather", [node("Shape", [ids])[0], c(1)])[0]  # L
+    pos = node("Unsqueeze", [node("Range", [c(0), steps, c(1)])[0], c([0])])[0]  # [1, L]
+    inside = node("Less", [pos, node("Unsqueeze", [lengths, c([1])])[0]])[0]  # [B, L]
+    ids = node("Where", [inside, ids, c(zero_row)])[0]
+    widest = max(cfg.filter_sizes)
+    if widest > 1:
+        ids = node("Pad", [ids, c([0, 0, 0, widest - 1]), c(zero_row)])[0]
+    # window t, tap k reads word t + k: the windows' ids [B, L, widest], then their vectors
+    taps = node("Add", [node("Unsqueeze", [node("Range", [c(0), steps, c(1)])[0], c([1])])[0],
+                        c(np.arange(widest)[None, :])])[0]  # [L, widest]
+    windows = node("Gather", [const("embedding", np.concatenate(
+        [table, np.zeros((1, table.shape[1]), table.dtype)])),
+        node("Gather", [ids, taps], axis=1)[0]])[0]  # [B, L, widest, E]
+    windows = node("Reshape", [windows, c([0, 0, -1])])[0]  # [B, L, widest x E]
+    # Paddle's [maps, E, 1, w] kernels -> one [widest x E, maps x widths] matrix, tap-major
+    kernel = np.concatenate([np.pad(weights[f"convs.{k}.weight"][:, :, 0],
+                                    ((0, 0), (0, 0), (0, widest - w)))
+                             for k, w in enumerate(cfg.filter_sizes)])
+    kernel = kernel.transpose(2, 1, 0).reshape(widest * table.shape[1], -1)
+    maps = node("MatMul", [windows, const("conv.w", kernel)])[0]  # [B, L, maps], no bias
+    # windows past max(length - w + 1, 1) get -1e30 (per width, broadcast over its maps);
+    # bias and ReLU come after the max, on [B, maps] only: max(relu(v + b)) = relu(max(v) + b)
+    n = len(cfg.filter_sizes)
+    limit = node("Max", [node("Sub", [node("Unsqueeze", [lengths, c([1])])[0],
+                                      c([w - 1 for w in cfg.filter_sizes])])[0], c(1)])[0]
+    valid = node("Less", [node("Unsqueeze", [pos, c([2])])[0],
+                          node("Unsqueeze", [limit, c([1])])[0]])[0]  # [B, L, widths]
+    penalty = node("Where", [valid, const("cnn_inside", np.array(0, np.float32)),
+                             const("cnn_beyond", np.array(-1e30, np.float32))])[0]
+    maps = node("Add", [node("Reshape", [maps, c([0, 0, n, cfg.num_filters])])[0],
+                        node("Unsqueeze", [penalty, c([3])])[0]])[0]
+    pooled = node("Reshape", [node("ReduceMax", [maps], axes=[1], keepdims=0)[0], c([0, -1])])[0]
+    bias = np.concatenate([weights[f"convs.{k}.bias"] for k in range(n)])
+    return node("Relu", [node("Add", [pooled, const("conv.b", bias)])[0]])[0]  # [B, widths x maps]
 
 
 # -------------------------------------------------------------- export and loading

@@ -28,6 +28,7 @@ import os
 import sys
 import tempfile
 import time
+from typing import Callable
 
 import numpy as np
 
@@ -146,8 +147,8 @@ def student_breakdown(model: BiLSTMStudent, batches: list[dict], repeat: int = 2
 
 
 def accuracy(run, batches_of, labels: np.ndarray) -> float:
-    """Dev accuracy of a path, from its batch-32 batches (length-sorted: `order` maps
-    them back to the dev labels)."""
+    """Dev accuracy of a path over all dev texts, from batches of 32 (length-sorted:
+    `order` maps them back to the labels)."""
     order, batches = batches_of(32)
     preds = np.concatenate([np.asarray(run(b)).argmax(-1) for b in batches])
     return float((preds == labels[order]).mean())
@@ -176,17 +177,16 @@ def main() -> None:
     paddle.set_device("cpu")
     paddle.base.core.set_num_threads(args.num_threads)
     task = TASKS[args.task_name]
-    dev = load_split(task, "dev", args.data_dir)[: args.n]
+    dev_all = load_split(task, "dev", args.data_dir)
+    dev, labels = dev_all[: args.n], np.array([e.label for e in dev_all])
     bf16 = paddle.base.core.supports_bfloat16()
-
-    labels = np.array([e.label for e in dev])
     teacher, tok = load_teacher(args.teacher, task.num_labels)
-    enc = encode_for_teacher(tok, [e.texts for e in dev], 128)
 
-    def student_batches(loaded):
-        """Batches of the dev texts as a student reads them: length-sorted, except single
-        texts, which come in data order (a latency is measured over every dev text)."""
-        ids = [loaded.encode(e.texts) for e in dev]
+    def student_batches(loaded, examples) -> tuple[Callable, float]:
+        """Batches of `examples` as a student reads them: length-sorted, except single texts,
+        which come in data order (a latency is measured over every text); `order` maps the
+        batches back to the texts. Also the mean length in words."""
+        ids = [loaded.encode(e.texts) for e in examples]
         lengths = [max(len(x) for x in it["ids"]) for it in ids]
 
         def batches_of(bs: int) -> tuple[np.ndarray, list[dict]]:
@@ -195,12 +195,17 @@ def main() -> None:
                            for j in range(0, len(ids), bs)]
         return batches_of, float(np.mean(lengths))
 
-    def teacher_batches(bs: int) -> tuple[np.ndarray, list[dict]]:
-        order = np.argsort(enc.lengths(), kind="stable") if bs > 1 else np.arange(len(enc))
-        return order, [collate_teacher(enc, order[j:j + bs], tok.pad_token_id)
-                       for j in range(0, len(enc), bs)]
+    def teacher_batches(examples) -> tuple[Callable, float]:
+        enc = encode_for_teacher(tok, [e.texts for e in examples], 128)
 
-    # (name, run directory, model, inputs, batches, precisions of its exported path, scored)
+        def batches_of(bs: int) -> tuple[np.ndarray, list[dict]]:
+            order = np.argsort(enc.lengths(), kind="stable") if bs > 1 else np.arange(len(enc))
+            return order, [collate_teacher(enc, order[j:j + bs], tok.pad_token_id)
+                           for j in range(0, len(enc), bs)]
+        return batches_of, float(enc.lengths().mean())
+
+    # (name, run directory, model, inputs, timed batches, scored batches (all dev texts;
+    # None: random weights), precisions of its exported path)
     models, students, mean_words = [], [], []
     for source in args.student:
         loaded = load_student(source)
@@ -208,26 +213,27 @@ def main() -> None:
         kind = "CNN" if config.kind == "cnn" else "BiLSTM"
         same = [n for n in students if n.startswith(kind)]
         name = f"{kind} student" + (f" {len(same) + 1}" if same else "")
-        batches_of, words = student_batches(loaded)
+        timed, words = student_batches(loaded, dev)
         mean_words.append(words)
-        models.append((name, source, loaded.model, student_inputs(config.pair), batches_of,
-                       ["fp32"], True))
+        models.append((name, source, loaded.model, student_inputs(config.pair), timed,
+                       student_batches(loaded, dev_all)[0], ["fp32"]))
         students.append(name)
     precisions = ["fp32", "bf16"] if bf16 else ["fp32"]
-    models.append(("fine-tuned teacher", args.teacher, teacher, INPUTS, teacher_batches,
-                   precisions, True))
+    timed, pieces = teacher_batches(dev)
+    models.append(("fine-tuned teacher", args.teacher, teacher, INPUTS, timed,
+                   teacher_batches(dev_all)[0], precisions))
     if not args.no_bert_base:
         from paddlenlp.transformers import BertConfig, BertForSequenceClassification
 
         paddle.seed(0)
         bert_base = BertForSequenceClassification(BertConfig(num_labels=task.num_labels))
         bert_base.eval()
-        models.append(("bert-base-shaped teacher", None, bert_base, INPUTS, teacher_batches,
-                       precisions, False))
+        models.append(("bert-base-shaped teacher", None, bert_base, INPUTS, timed, None,
+                       precisions))
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, source, model, inputs, batches_of, precisions, scored in models:
+        for name, source, model, inputs, batches_of, scored, precisions in models:
             prefix = os.path.join(tmp, str(len(rows)), "model")
             export_static(model, inputs, prefix)
             size = dir_size(os.path.dirname(prefix))
@@ -260,11 +266,11 @@ def main() -> None:
                              "path": path, "params": count_parameters(model), "bytes": size,
                              "ex_per_s": speed, "ex_per_s_processes": procs,
                              "p50_ms": p50, "p99_ms": p99, "latency_texts": len(singles),
-                             "dev_acc": accuracy(run, batches_of, labels) if scored else None})
+                             "dev_acc": accuracy(run, scored, labels) if scored else None})
                 print(f"measured {name} {path}", file=sys.stderr, flush=True)
 
     setting = (f"{task.name} dev texts ({len(dev)}; student mean {np.mean(mean_words):.1f} words, "
-               f"teacher mean {enc.lengths().mean():.1f} word pieces), length-sorted batches "
+               f"teacher mean {pieces:.1f} word pieces), length-sorted batches "
                f"(batch-1 latency: every text in data order), every shape warmed up, "
                f"{args.num_threads} threads or {args.processes} single-threaded processes, "
                f"Paddle {paddle.__version__}")

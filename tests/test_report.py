@@ -127,3 +127,22 @@ def test_runs_of_one_model_over_seeds_are_summarised(tmp_path):
     gain_best = 100 * (np.mean(best["bert_distill"]) - np.mean(best["small"]))
     gain_final = 100 * (np.mean(final["bert_distill"]) - np.mean(final["small"]))
     assert f"best acc {gain_best:+.2f}, final acc {gain_final:+.2f}" in md
+
+
+def test_each_network_is_named_and_compared_with_its_own_baseline(tmp_path):
+    """BiLSTM and CNN runs in one report: rows named by network, each distilled model's gain
+    taken over the baseline of its own network."""
+    dirs, acc = [], {("small", "bilstm"): 0.80, ("bert_distill", "bilstm"): 0.85,
+                     ("small", "cnn"): 0.70, ("bert_distill", "cnn"): 0.80}
+    for (kind, net), a in acc.items():
+        for seed in (1, 2):
+            dirs.append(write_run(tmp_path / f"{kind}-{net}-{seed}", kind, {"acc": a}, 100,
+                                  [(1, a)], train={"seed": seed},
+                                  student={} if net == "bilstm" else {"student": "cnn"}))
+    md = report(dirs, str(tmp_path / "out"))
+    names = [l.split(" | ")[0][2:] for l in md.split("size and speed")[0].splitlines()
+             if l.startswith("| ") and not l.startswith("| model")]
+    assert names == ["BiLSTM (small.py)", "distilled BiLSTM (bert_distill.py)", "CNN (small.py)",
+                     "distilled CNN (bert_distill.py)"]
+    assert "- distilled BiLSTM (bert_distill.py) minus the baseline (points of mean dev score): best acc +5.00" in md
+    assert "- distilled CNN (bert_distill.py) minus the baseline (points of mean dev score): best acc +10.00" in md
