@@ -224,7 +224,8 @@ class DistillArgs:
     teacher_path: list[str] | None = flag(
         None, "fine-tuned teacher: a save_pretrained directory, or PaddleNLP's "
         "model_state.pdparams with --model_name (default: pretrained_models/<task_name>, "
-        "where teacher.py saves); several: their logits are averaged (an ensemble)")
+        "where teacher.py saves), or a small.py / bert_distill.py run (a student as "
+        "teacher); several: their logits are averaged (an ensemble)")
     teacher_logits: str | None = flag(
         None, "distil from logits computed elsewhere for the texts --export_transfer_set "
         "wrote: JSONL ({\"id\": 0, \"logits\": [..]}) or TSV (id<TAB>logit<TAB>...), one "

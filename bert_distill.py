@@ -28,8 +28,8 @@ from args import TEACHER_ROOT, Config, parse_config
 from augment import TransferSet, cached_transfer_set, student_view, write_transfer_texts
 from data import MASK, TASKS, UNK, TaskData, load_data, make_vocab, read_transfer_file
 from losses import balance_weights, distill_loss
-from runs import baseline_summary
-from student import prepare_student, train_student
+from runs import baseline_summary, is_student_run
+from student import label_with_student, prepare_student, train_student
 from teachers import file_logits, label_transfer_set, online_teacher
 from trainer import prepare_run, start_run
 from utils import is_main, main_first, run_cli, setup_logging
@@ -75,7 +75,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
         if k.teacher_logits:
             logits = file_logits(k.teacher_logits, ts_key, len(ts), task.num_labels, cache_dir)
         else:  # several teachers: Hinton et al.'s ensemble, the mean of their logits
-            logits = np.mean([label_transfer_set(
+            logits = np.mean([main_first(lambda: label_with_student(
+                ts, ts_key, path, task.num_labels, cache_dir, t.num_threads))
+                if is_student_run(path) else label_transfer_set(
                 ts, ts_key, path, k.model_name, task.num_labels, k.teacher_max_seq_length,
                 k.teacher_batch_size, cache_dir, t.device, t.num_threads, k.label_precision,
                 k.label_chunk_size) for path in k.teacher_path], axis=0)

@@ -43,14 +43,19 @@ def exists(path: str, *files: str) -> bool:
     return all(os.path.exists(os.path.join(path, f)) for f in files)
 
 
+def is_student_run(path: str) -> bool:
+    """A small.py / bert_distill.py run with a best checkpoint."""
+    return exists(path, CONFIG, BEST) and \
+        read_json(os.path.join(path, CONFIG)).get("script") in STUDENT_SCRIPTS
+
+
 def model_kind(path: str) -> str:
     """What `path` holds: 'export' (export.py), 'student' (a small.py / bert_distill.py run
     with a best checkpoint) or 'teacher' (a save_pretrained directory, e.g. a teacher.py
     run, whose best.ckpt must not be taken for a student's)."""
     if exists(path, EXPORT_INFO):
         return "export"
-    if exists(path, CONFIG, BEST) and read_json(os.path.join(path, CONFIG)).get("script") \
-            in STUDENT_SCRIPTS:
+    if is_student_run(path):
         return "student"
     if exists(path, CONFIG, MODEL_STATE):
         return "teacher"

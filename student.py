@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -17,14 +18,17 @@ import numpy as np
 import paddle
 
 from args import Config
-from data import (TASKS, TOKENIZERS, Encoded, LineError, Task, TaskData, Vocab, collate, encode,
+from augment import TransferSet, student_view
+from data import (TASKS, TOKENIZERS, UNK, Encoded, LineError, Task, TaskData, Vocab, collate, encode,
                   iterate, make_batches, pad)
 from engines import OnnxPredictor, Predictor, eager_runner, export_static
 from losses import LossFn
 from model import Student, StudentConfig, make_student
 from runs import BEST, EXPORT_INFO, LAST, MODEL_STATE, VOCAB, RunError, model_kind, read_json
+from teachers import read_cached_logits, write_cached_logits
 from trainer import build_optimizer, fit, load_checkpoint, total_steps
-from utils import atomic_save, atomic_write, atomic_write_json, count_parameters, is_main, set_seed
+from utils import (atomic_save, atomic_write, atomic_write_json, content_hash, count_parameters,
+                   is_main, set_seed, sha256_file)
 from vectors import load_embedding_matrix
 
 logger = logging.getLogger(__name__)
@@ -400,3 +404,37 @@ def load_student(path: str, device: str = "cpu", num_threads: int | None = None,
         run = eager_runner(model, list(student_inputs(model.config.pair)))
     return LoadedStudent(info, text_encoder(vocab, info["language"], info["max_seq_length"]),
                          collate_ids, run, model)
+
+
+# ------------------------------------------------------------ students as teachers
+
+
+def label_with_student(ts: TransferSet, ts_key: str, run_dir: str, num_labels: int,
+                       cache_dir: str, num_threads: int | None = None,
+                       batch_size: int = 512) -> np.ndarray:
+    """[len(ts), num_labels] logits of a trained student run as a teacher (e.g. several,
+    ensembled, where no BERT is at hand), [MASK] read as [UNK]; through ONNX Runtime, and
+    cached like a BERT teacher's, keyed by the run's best checkpoint and the transfer set."""
+    ckpt = os.path.join(run_dir, BEST)
+    w_hash = sha256_file(ckpt)[:16]
+    folder = os.path.join(cache_dir, f"logits-{content_hash({'student': w_hash, 'transfer': ts_key})[:16]}")
+    logits = read_cached_logits(folder, (len(ts), num_labels))
+    if logits is not None:
+        return logits
+    model, state = student_from_checkpoint(ckpt)
+    if model.config.num_labels != num_labels or model.config.pair != (len(ts.ids) == 2):
+        raise RunError(f"--teacher_path {run_dir}: a student of another task ("
+                       f"{state['config']['data']['task_name']})")
+    onnx_file = os.path.join(folder, ONNX_FILE)
+    export_student_onnx(model, onnx_file)
+    run = OnnxPredictor(onnx_file, num_threads)
+    data = student_view(ts, Vocab(state["vocab"]), UNK, None)
+    logits = np.zeros((len(ts), num_labels), dtype=np.float32)
+    t0 = time.perf_counter()
+    for idx in make_batches(data.lengths(), batch_size, None):
+        logits[idx] = run(collate(data, idx))
+    logger.info("student teacher %s labelled %d examples in %.1fs", run_dir, len(ts),
+                time.perf_counter() - t0)
+    write_cached_logits(folder, logits, {"student_run": os.path.abspath(run_dir),
+                                         "student_sha256": w_hash, "transfer_set": ts_key})
+    return logits

@@ -274,6 +274,8 @@ CASES = [
      lambda c: c.small("--task_name", "imdb"), r"--task_name: invalid choice: 'imdb'"),
     ("flag-batch", "flags: --batch_size 0",
      lambda c: c.small("--batch_size", "0"), r"--batch_size: must be >= 1"),
+    ("teacher-student-task", "teacher: --teacher_path a student run of another task",
+     lambda c: c.distill(teacher=c.student["pair_run"]), r"--teacher_path .*pair: a student of another task \(mrpc\)"),
     ("flag-amp-cpu", "flags: --amp bf16 on the CPU",
      lambda c: c.small("--amp", "bf16"), r"--amp: bf16 needs a GPU: on CPU Paddle's auto-cast does nothing"),
     ("flag-label-precision", "flags: --label_precision fp16 on the CPU",

@@ -104,6 +104,49 @@ def test_several_teachers_are_averaged_each_cached_once(tiny_teacher, sst2_dir, 
         [str(tiny_teacher), str(other)]
 
 
+def test_student_runs_teach_as_an_ensemble(tiny_teacher, sst2_dir, tmp_path, monkeypatch):
+    """--teacher_path takes small.py runs too (a BiLSTM and a CNN here): each labels the
+    transfer set once, as its own eager model does ([MASK] read as [UNK]), and a BERT teacher
+    can join them; the student learns from the mean."""
+    import paddle
+
+    import small
+    from augment import student_view
+    from data import UNK, Vocab, collate, make_batches
+    from student import student_forward, student_from_checkpoint
+
+    runs = []
+    for kind in ("bilstm", "cnn"):
+        runs.append(str(tmp_path / kind))
+        small.main(["--task_name", "sst-2", "--data_dir", sst2_dir, "--output_dir", runs[-1],
+                    "--emb_dim", "16", "--hidden_size", "16", "--fc_size", "16", "--num_filters",
+                    "4", "--max_epoch", "1", "--device", "cpu", "--student", kind])
+    seen = {}
+
+    def spy(cfg, data, vocab, model, train_set, loss, resume, extra, **kwargs):
+        seen.update(extra)
+        return {"stopped": "before training"}
+
+    monkeypatch.setattr(bert_distill, "train_student", spy)
+    run_distill(tmp_path, tiny_teacher, sst2_dir, "--teacher_path", *runs, out="students")
+    ts = cached_transfer(tmp_path / "cache")
+    eager = []
+    for run in runs:
+        model, state = student_from_checkpoint(os.path.join(run, "best.ckpt"))
+        data = student_view(ts, Vocab(state["vocab"]), UNK, None)
+        out = np.zeros((len(ts), 2), dtype=np.float32)
+        with paddle.no_grad():
+            for idx in make_batches(data.lengths(), 64, None):
+                batch = {k: paddle.to_tensor(v) for k, v in collate(data, idx).items()}
+                out[idx] = student_forward(model, batch).numpy()
+        eager.append(out)
+    np.testing.assert_allclose(seen["teacher_logits"], np.mean(eager, axis=0), atol=1e-5)
+    assert len(logits_files(tmp_path / "cache")) == 2
+    run_distill(tmp_path, tiny_teacher, sst2_dir, "--teacher_path", str(tiny_teacher), *runs,
+                out="mixed")
+    assert len(logits_files(tmp_path / "cache")) == 3  # the students' logits were reused
+
+
 def test_unlabeled_texts_join_the_transfer_set_without_gold_labels(tiny_teacher, sst2_dir,
                                                                    tmp_path, monkeypatch):
     texts = tmp_path / "unlabeled.txt"
