@@ -30,8 +30,8 @@ from args import GROUPS, TrainArgs, runtime_fields, with_defaults
 from losses import Batch, LossFn
 from runs import BEST, CONFIG, LAST, METRICS, RESULTS, RUN_FILES, VISUALDL_DIR, RunError
 from utils import (all_gather, append_jsonl, atomic_save, atomic_write_json, atomic_write_text,
-                   barrier, classification_metrics, format_seconds, is_main, rank, read_jsonl,
-                   set_seed, setup_device, setup_logging, world_size)
+                   barrier, classification_metrics, format_seconds, is_main, peak_memory_gb, rank,
+                   read_jsonl, set_seed, setup_device, setup_logging, world_size)
 
 logger = logging.getLogger(__name__)
 
@@ -406,6 +406,7 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
                "stopped_early": state["stopped_early"],
                "train_seconds": round(state["train_seconds"], 2),
                "train_examples_per_s": round(state["examples"] / max(1e-9, state["train_seconds"]), 1),
+               "peak_memory_gb": peak_memory_gb(),
                **(results_extra or {})}
     if is_main():
         if finish is not None:

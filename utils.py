@@ -33,6 +33,16 @@ def set_seed(seed: int) -> None:
     paddle.seed(seed)
 
 
+def peak_memory_gb() -> float | None:
+    """This process's peak resident memory so far (Linux and macOS; None elsewhere)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(kb / (2**30 if sys.platform == "darwin" else 2**20), 3)
+
+
 def default_device() -> str:
     """'gpu' when Paddle was built with CUDA and sees a GPU, else 'cpu'."""
     import paddle
