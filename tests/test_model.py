@@ -46,8 +46,9 @@ def test_encoder_uses_both_directions_final_states():
     assert not np.allclose(h[0, 6:], h2[0, 6:])
 
 
-def test_pair_features_are_h1_h2_product_and_difference():
-    m = _model(pair=True)
+@pytest.mark.parametrize("kw", [KINDS[0], KINDS[2]], ids=["bilstm", "cnn"])
+def test_pair_features_are_h1_h2_product_and_difference(kw):
+    m = _model(pair=True, **kw)
     a, la = _t([[5, 6, 0], [7, 8, 9]]), _t([2, 3])
     b, lb = _t([[9, 0, 0], [5, 6, 7]]), _t([1, 3])
     logits = m(a, la, b, lb)
@@ -56,7 +57,8 @@ def test_pair_features_are_h1_h2_product_and_difference():
     feats = paddle.concat([h1, h2, h1 * h2, paddle.abs(h1 - h2)], axis=-1)
     expected = m.classifier(paddle.nn.functional.relu(m.fc(feats)))
     np.testing.assert_allclose(logits.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
-    assert m.fc.weight.shape == [4 * 12, 5]
+    assert m.fc.weight.shape == [4 * h1.shape[-1], 5] and h1.shape[-1] == (
+        12 if kw["kind"] == "bilstm" else 3 * 4)
 
 
 def test_parameter_count_matches_the_architecture():

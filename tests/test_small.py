@@ -34,6 +34,10 @@ def test_single_sentence_run_learns_and_writes_its_files(sst2_dir, tmp_path):
     assert saved == json.loads(json.dumps(results))
     assert saved["dev"]["acc"] >= 0.9  # the fixture's label is one sentiment word: learnable
     assert saved["train_examples"] == 240 and saved["dev_examples"] == 60
+    import resource  # the peak resident memory of the process, in GB, as the OS counts it
+
+    assert saved["peak_memory_gb"] == pytest.approx(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, rel=0.5)
     assert {"config.json", "vocab.txt", "best.ckpt", "last.ckpt", "metrics.jsonl",
             "train.log"} <= set(os.listdir(out))
     records = read_jsonl(out / "metrics.jsonl")
