@@ -182,27 +182,28 @@ def main() -> None:
     bf16 = paddle.base.core.supports_bfloat16()
     teacher, tok = load_teacher(args.teacher, task.num_labels)
 
+    def sorted_batches(lengths, collate: Callable[[np.ndarray], dict]) -> Callable:
+        """bs -> (order, batches): length-sorted, except single texts, which come in data
+        order (a latency is measured over every text); `order` maps the batches back to the
+        texts."""
+        def batches_of(bs: int) -> tuple[np.ndarray, list[dict]]:
+            order = np.argsort(lengths, kind="stable") if bs > 1 else np.arange(len(lengths))
+            return order, [collate(order[j:j + bs]) for j in range(0, len(order), bs)]
+        return batches_of
+
     def student_batches(loaded, examples) -> tuple[Callable, float]:
-        """Batches of `examples` as a student reads them: length-sorted, except single texts,
-        which come in data order (a latency is measured over every text); `order` maps the
-        batches back to the texts. Also the mean length in words."""
+        """Batches of `examples` as a student reads them, and their mean length in words."""
         ids = [loaded.encode(e.texts) for e in examples]
         lengths = [max(len(x) for x in it["ids"]) for it in ids]
-
-        def batches_of(bs: int) -> tuple[np.ndarray, list[dict]]:
-            order = np.argsort(lengths, kind="stable") if bs > 1 else np.arange(len(ids))
-            return order, [collate_ids([ids[i] for i in order[j:j + bs]])
-                           for j in range(0, len(ids), bs)]
-        return batches_of, float(np.mean(lengths))
+        return (sorted_batches(lengths, lambda idx: collate_ids([ids[i] for i in idx])),
+                float(np.mean(lengths)))
 
     def teacher_batches(examples) -> tuple[Callable, float]:
+        """Batches of `examples` as a teacher reads them, and their mean length in pieces."""
         enc = encode_for_teacher(tok, [e.texts for e in examples], 128)
-
-        def batches_of(bs: int) -> tuple[np.ndarray, list[dict]]:
-            order = np.argsort(enc.lengths(), kind="stable") if bs > 1 else np.arange(len(enc))
-            return order, [collate_teacher(enc, order[j:j + bs], tok.pad_token_id)
-                           for j in range(0, len(enc), bs)]
-        return batches_of, float(enc.lengths().mean())
+        return (sorted_batches(enc.lengths(), lambda idx: collate_teacher(enc, idx,
+                                                                         tok.pad_token_id)),
+                float(enc.lengths().mean()))
 
     # (name, run directory, model, inputs, timed batches, scored batches (all dev texts;
     # None: random weights), precisions of its exported path)
