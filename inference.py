@@ -15,12 +15,12 @@ import numpy as np
 from data import TASKS, DataError, LineError, load_split
 from engines import Predictor
 from runs import EXPORT_INFO, RunError, model_kind
-from student import LoadedStudent, check_export, export_student, load_student, \
+from student import ONNX_FILES, LoadedStudent, check_export, export_student, load_student, \
     read_export_info
 from teachers import export_teacher, text_encoder
 from utils import atomic_write_text, replace_folder
 
-BACKENDS = ("paddle", "onnxruntime", "onnxruntime-int8")
+BACKENDS = ("paddle", *ONNX_FILES)  # ONNX Runtime: fp32 or int8 graph
 
 
 def export_model(src: str, dst: str, max_seq_length: int = 128, int8: bool = False) -> dict:
