@@ -124,8 +124,9 @@ class TrainArgs:
     logging_steps: int = flag(100, "log training loss and speed every N steps", runtime=True)
     no_bucketing: bool = flag(False, "do not group examples of similar length into batches")
     seed: int = flag(2021, "random seed (initialisation, data order, dropout)")
-    amp: str = flag("fp32", "mixed-precision training on a GPU: bf16 or fp16 (paddle.amp "
-                    "auto-cast; fp16 with loss scaling)", choices=["fp32", "bf16", "fp16"])
+    amp: str = flag("fp32", "mixed-precision training: bf16 or fp16 on a GPU (paddle.amp "
+                    "auto-cast; fp16 with loss scaling); bf16 on CPU for teacher.py (its linear "
+                    "layers in bf16 in a compiled graph)", choices=["fp32", "bf16", "fp16"])
     device: str | None = flag(None, "cpu or gpu (default: gpu when Paddle sees one)",
                               runtime=True, choices=["cpu", "gpu"])
     num_threads: int | None = flag(None, "CPU math threads (default: all usable cores)",
@@ -161,9 +162,9 @@ class TrainArgs:
 
             _check(paddle.device.is_compiled_with_cuda(), "device",
                    "gpu requested but this Paddle is a CPU build (install paddlepaddle-gpu)")
-        _check(self.amp == "fp32" or self.device == "gpu", "amp",
-               f"{self.amp} needs a GPU: on CPU Paddle's auto-cast does nothing and its training "
-               f"kernels have no {self.amp} (bf16 on CPU is for inference: --label_precision)")
+        _check(self.amp != "fp16" or self.device == "gpu", "amp",
+               "fp16 needs a GPU: Paddle has no fp16 training kernels on CPU (bf16 has a CPU "
+               "path for teacher.py)")
 
 
 # teacher.py saves to, and bert_distill.py looks in, <TEACHER_ROOT>/<task_name>.
@@ -310,6 +311,9 @@ class Config:
     augment: AugmentArgs | None = None
 
     def __post_init__(self):
+        _check(self.train.amp != "bf16" or self.train.device == "gpu" or self.teacher is not None,
+               "amp", "bf16 on CPU trains the teacher only (teacher.py): Paddle's auto-cast does "
+               "nothing on CPU and its LSTM and convolution have no bf16 kernels there")
         if self.distill is not None:
             precision, device = self.distill.label_precision, self.train.device
             _check(precision == "fp32" or (precision == "fp16") == (device == "gpu"),

@@ -20,6 +20,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import paddle
+import paddle.nn.functional as F
 
 import engines
 from args import Config
@@ -517,6 +518,40 @@ def text_encoder(tokenizer, max_seq_length: int) -> tuple[Callable, Callable]:
 # ---------------------------------------------------------------------- fine-tuning
 
 
+class Bf16Linear(paddle.nn.Linear):
+    """nn.Linear that multiplies in bf16 inside a compiled (to_static) graph, where Paddle
+    runs oneDNN's bf16 kernels; eager calls stay fp32, as eager Paddle has no bf16 matmul on
+    CPU. Weights, bias, optimizer state and everything outside the layer stay fp32 (the O1
+    split of auto-cast, which does nothing on CPU). Paddle 3.3's oneDNN bf16 matmul_grad
+    crashes when only one of its two gradients is needed: the input and the weight must both
+    require gradients, as in fine-tuning."""
+
+    def forward(self, x):
+        if paddle.in_dynamic_mode():
+            return F.linear(x, self.weight, self.bias)
+        # As a 2-D matmul: oneDNN's bf16 matmul of a 3-D input is ~10x slower here.
+        rows = x.reshape([-1, x.shape[-1]]).astype(paddle.bfloat16)
+        y = paddle.matmul(rows, self.weight.astype(paddle.bfloat16)).astype(paddle.float32)
+        if self.bias is not None:
+            y = y + self.bias
+        dims = paddle.shape(x)
+        return y.reshape([*(dims[i] for i in range(x.ndim - 1)), y.shape[-1]])
+
+
+def compile_teacher(model: paddle.nn.Layer, bf16: bool = False) -> paddle.nn.Layer:
+    """`model` compiled with paddle.jit.to_static (a graph per mode, any batch shape). With
+    `bf16` every nn.Linear (nearly all of BERT's FLOPs) multiplies in bf16: `--amp bf16` on
+    CPU. Parameter names and the saved model are unchanged."""
+    from paddle.static import InputSpec
+
+    if bf16:
+        for layer in model.sublayers():
+            if type(layer) is paddle.nn.Linear:
+                layer.__class__ = Bf16Linear
+    return paddle.jit.to_static(model, full_graph=True, input_spec=[
+        InputSpec([None, None], "int64", name) for name in INPUTS])
+
+
 def load_texts(cfg: Config, task: Task, split: str, limit: int | None) -> list[Example]:
     examples = load_split(task, split, cfg.data.data_dir)[:limit]
     if split == "dev" and examples[0].label is None:
@@ -559,11 +594,9 @@ def finetune(cfg: Config) -> dict:
         model = AutoModelForSequenceClassification.from_pretrained(backbone,
                                                                    num_classes=task.num_labels)
         logger.info("teacher %s: %s parameters", backbone, f"{count_parameters(model):,}")
-        if cfg.teacher.to_static:  # same parameters and losses, a compiled graph per mode
-            from paddle.static import InputSpec
-
-            model = paddle.jit.to_static(model, full_graph=True, input_spec=[
-                InputSpec([None, None], "int64", name) for name in INPUTS])
+        cpu_bf16 = t.amp == "bf16" and t.device == "cpu"
+        if cfg.teacher.to_static or cpu_bf16:  # same parameters, a compiled graph per mode
+            model = compile_teacher(model, bf16=cpu_bf16)
         start_run(cfg.to_dict(), t, TEACHER_CONFIG)
 
         def save_best(results: dict) -> None:

@@ -279,7 +279,8 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
     steps_per_epoch = len(epoch_batches(0))
     n_steps = total_steps(train, steps_per_epoch)
     main_metric = metric_names[0]
-    # --amp: paddle.amp's O1 auto-cast (GPU only; fp16 also needs loss scaling)
+    # --amp: paddle.amp's O1 auto-cast on GPUs (fp16 also needs loss scaling); it does nothing
+    # on CPU, where the teacher's bf16 is compiled in (teachers.compile_teacher)
     scaler = paddle.amp.GradScaler() if train.amp == "fp16" else None
     state = {"step": 0, "epoch": 0, "batch": 0, "best_step": None, "best": None, "last": None,
              "train_seconds": 0.0, "examples": 0, "stale_evals": 0, "stopped_early": False,
@@ -323,7 +324,7 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
             paddle.seed(train.seed * 1_000_003 + state["step"])
             mine, weight = local_share(batches[b])
             batch = to_tensors(collate(mine))
-            with paddle.amp.auto_cast(enable=train.amp != "fp32",
+            with paddle.amp.auto_cast(enable=train.amp != "fp32" and train.device != "cpu",
                                       dtype="float16" if train.amp == "fp16" else "bfloat16"):
                 loss = loss_fn(forward(net, batch), batch)
             scaled = loss * weight if weight != 1.0 else loss

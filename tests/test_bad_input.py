@@ -276,8 +276,10 @@ CASES = [
      lambda c: c.small("--batch_size", "0"), r"--batch_size: must be >= 1"),
     ("teacher-student-task", "teacher: --teacher_path a student run of another task",
      lambda c: c.distill(teacher=c.student["pair_run"]), r"--teacher_path .*pair: a student of another task \(mrpc\)"),
-    ("flag-amp-cpu", "flags: --amp bf16 on the CPU",
-     lambda c: c.small("--amp", "bf16"), r"--amp: bf16 needs a GPU: on CPU Paddle's auto-cast does nothing"),
+    ("flag-amp-cpu", "flags: --amp bf16 for a student on the CPU",
+     lambda c: c.small("--amp", "bf16"), r"--amp: bf16 on CPU trains the teacher only \(teacher\.py\)"),
+    ("flag-amp-fp16-cpu", "flags: --amp fp16 on the CPU",
+     lambda c: __import__("teacher").main(["--amp", "fp16", "--device", "cpu"]), r"--amp: fp16 needs a GPU: Paddle has no fp16 training kernels on CPU"),
     ("flag-label-precision", "flags: --label_precision fp16 on the CPU",
      lambda c: c.distill("--label_precision", "fp16"), r"--label_precision: fp16 labels on a GPU, but --device is cpu"),
     # predict inputs (--strict: otherwise each bad line is reported and the rest predicted)

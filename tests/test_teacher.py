@@ -253,3 +253,49 @@ def test_minilm_sst2_teacher_loads():
         logits = model(paddle.to_tensor(batch["input_ids"])).numpy()
     assert logits.argmax(-1).tolist() == [1, 0]
 
+
+
+def test_bf16_linear_matches_fp32_in_a_compiled_graph():
+    """teachers.Bf16Linear (--amp bf16 on CPU): in a compiled graph its output and gradients
+    are the fp32 layer's to bf16 precision (and not bit-equal: bf16 really ran); eager it is
+    the fp32 layer."""
+    from teachers import Bf16Linear
+
+    paddle.seed(0)
+    fp32 = paddle.nn.Linear(48, 24)
+    bf16 = paddle.nn.Linear(48, 24)
+    bf16.set_state_dict(fp32.state_dict())
+    bf16.__class__ = Bf16Linear
+    x = paddle.randn([3, 5, 48])  # (both gradients needed: see Bf16Linear)
+    np.testing.assert_array_equal(bf16(x).numpy(), fp32(x).numpy())
+    compiled = paddle.jit.to_static(bf16, full_graph=True)
+    outs, grads = [], []
+    for layer in (fp32, compiled):
+        xi = x.clone()
+        xi.stop_gradient = False
+        y = layer(xi)
+        (y * y).sum().backward()
+        outs.append(y.numpy())
+        grads.append((xi.grad.numpy(), layer.weight.grad.numpy(), layer.bias.grad.numpy()))
+    assert not np.array_equal(outs[0], outs[1])
+    np.testing.assert_allclose(outs[1], outs[0], rtol=0.05, atol=0.03)
+    for a, b in zip(grads[0], grads[1]):
+        scale = np.abs(a).max()
+        assert np.abs(a - b).max() < 0.03 * scale
+
+
+def test_teacher_bf16_on_cpu_trains_close_to_fp32(tiny_en, sst2_dir, tmp_path):
+    """teacher.py --amp bf16 on CPU trains (linear layers in bf16, compiled): its losses
+    follow fp32's closely without being identical, and it saves an ordinary fp32 model."""
+    from teachers import load_teacher
+
+    bf16 = _run_teacher(tmp_path / "bf16", tiny_en[1], "sst-2", sst2_dir, "--max_steps", "6",
+                        "--amp", "bf16")
+    _run_teacher(tmp_path / "fp32", tiny_en[1], "sst-2", sst2_dir, "--max_steps", "6")
+    losses = [np.array([r["loss"] for r in map(json.loads, open(d / "t" / "metrics.jsonl"))])
+              for d in (tmp_path / "bf16", tmp_path / "fp32")]
+    assert not np.array_equal(losses[0], losses[1])
+    np.testing.assert_allclose(losses[0], losses[1], rtol=0.02)
+    assert bf16["steps"] == 6
+    model, _ = load_teacher(str(tmp_path / "bf16" / "t"), 2)
+    assert all(p.dtype == paddle.float32 for p in model.parameters())
