@@ -64,8 +64,8 @@ PRESETS = {
                     lambda n: ["--lr", "1e-4"] + (["--max_steps", "600", "--eval_steps", "300"]
                                                   if n > 20000 else ["--max_epoch", "3"]),
                     distill_args=["--n_iter", "4", "--alpha", "0.5"],
-                    student_args=["--max_epoch", "4", "--early_stopping_patience", "1"],
-                    bench_args=["--no_bert_base", "--min_seconds", "0.5"]),
+                    student_args=["--max_epoch", "4", "--early_stopping_patience", "2"],
+                    bench_args=["--no_bert_base", "--min_seconds", "0.5", "--n", "300"]),
 }
 
 
