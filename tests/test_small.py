@@ -1,6 +1,7 @@
 """End-to-end runs of small.py's real main() on tiny fixtures with tiny models."""
 import json
 import os
+import resource
 
 import numpy as np
 import paddle
@@ -34,8 +35,7 @@ def test_single_sentence_run_learns_and_writes_its_files(sst2_dir, tmp_path):
     assert saved == json.loads(json.dumps(results))
     assert saved["dev"]["acc"] >= 0.9  # the fixture's label is one sentiment word: learnable
     assert saved["train_examples"] == 240 and saved["dev_examples"] == 60
-    import resource  # the peak resident memory of the process, in GB, as the OS counts it
-
+    # the peak resident memory of the process, in GB, as the OS counts it
     assert saved["peak_memory_gb"] == pytest.approx(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, rel=0.5)
     assert {"config.json", "vocab.txt", "best.ckpt", "last.ckpt", "metrics.jsonl",

@@ -254,7 +254,6 @@ def test_minilm_sst2_teacher_loads():
     assert logits.argmax(-1).tolist() == [1, 0]
 
 
-
 def test_bf16_linear_matches_fp32_in_a_compiled_graph():
     """teachers.Bf16Linear (--amp bf16 on CPU): in a compiled graph its output and gradients
     are the fp32 layer's to bf16 precision (and not bit-equal: bf16 really ran); eager it is
