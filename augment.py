@@ -25,7 +25,8 @@ import numpy as np
 from args import AugmentArgs
 from data import MASK, SPECIAL_TOKENS, DataError, Encoded, Vocab, gather
 from utils import (NpyAppender, atomic_save_npy, atomic_write, atomic_write_json, content_hash,
-                   read_verified_json, replace_folder, sha256_file, write_verified_json)
+                   fault_point, read_verified_json, replace_folder, sha256_file,
+                   write_verified_json)
 
 logger = logging.getLogger(__name__)
 
@@ -336,6 +337,7 @@ def cached_transfer_set(words: list[tuple[list[str], ...]], language: str, aug: 
         ts = replace_folder(folder, lambda tmp: build_transfer_set(words, tags, aug,
                                                                    aug.augment_seed, tmp))
         logger.info("transfer set built in %.1fs -> %s", time.perf_counter() - t0, folder)
+        fault_point("transfer set built")
     logger.info("transfer set: %d examples from %d training examples (n_iter %d; %d "
                 "duplicates dropped; %d distinct words)", len(ts), len(words), aug.n_iter,
                 len(words) * (aug.n_iter + 1) - len(ts), len(ts.table))

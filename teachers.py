@@ -31,8 +31,9 @@ from losses import cross_entropy
 from runs import BEST, EXPORT_INFO, TEACHER_CONFIG, RunError
 from trainer import (build_optimizer, fit, load_checkpoint, prepare_run, start_run, total_steps)
 from utils import (UserError, atomic_save_npy, atomic_write_json, barrier, content_hash,
-                   count_parameters, format_seconds, is_main, main_first, rank, read_verified_json,
-                   sha256_file, world_size, write_files_into, write_verified_json)
+                   count_parameters, fault_point, format_seconds, is_main, main_first, rank,
+                   read_verified_json, sha256_file, world_size, write_files_into,
+                   write_verified_json)
 
 logger = logging.getLogger(__name__)
 
@@ -327,6 +328,7 @@ def label_transfer_set(ts: TransferSet, ts_key: str, teacher_path: str,
             os.makedirs(os.path.dirname(prefix), exist_ok=True)
             export_static(model, INPUTS, prefix)
     main_first(export)
+    fault_point("teacher exported")
     run = Predictor(prefix, device, num_threads, precision)
     order = np.argsort(lengths, kind="stable")
     chunks = [order[i:i + chunk_size] for i in range(0, len(order), chunk_size)]
@@ -343,6 +345,7 @@ def label_transfer_set(ts: TransferSet, ts_key: str, teacher_path: str,
             data = encode_pieces(tokenizer, ts.examples(idx), pieces, max_seq_length)
             atomic_save_npy(paths[c], teacher_logits(run, data, batch_size,
                                                      tokenizer.pad_token_id))
+            fault_point("chunk labelled")
             done += len(idx)
             elapsed = time.perf_counter() - t0
             logger.info("labelled chunk %d/%d | %.0f ex/s | ETA %s", c + 1, len(chunks),

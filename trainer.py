@@ -30,8 +30,9 @@ from args import GROUPS, TrainArgs, runtime_fields, with_defaults
 from losses import Batch, LossFn
 from runs import BEST, CONFIG, LAST, METRICS, RESULTS, RUN_FILES, VISUALDL_DIR, RunError
 from utils import (all_gather, append_jsonl, atomic_save, atomic_write_json, atomic_write_text,
-                   barrier, classification_metrics, format_seconds, is_main, peak_memory_gb, rank,
-                   read_jsonl, set_seed, setup_device, setup_logging, world_size)
+                   barrier, classification_metrics, fault_point, format_seconds, is_main,
+                   peak_memory_gb, rank, read_jsonl, set_seed, setup_device, setup_logging,
+                   world_size)
 
 logger = logging.getLogger(__name__)
 
@@ -397,6 +398,7 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
                 window_start = time.perf_counter()  # evaluation time is not training speed
             elif save_checkpoints and train.save_steps and step % train.save_steps == 0:
                 _save(os.path.join(out, LAST), model, optimizer, scheduler, scaler, state, extra)
+            fault_point("step")
             if step >= n_steps or state["stopped_early"]:
                 break
     progress.close()

@@ -9,6 +9,7 @@ import logging
 import os
 import random
 import shutil
+import signal
 import sys
 import tempfile
 from typing import Any, Callable, Sequence, TypeVar
@@ -163,6 +164,32 @@ def setup_logging(log_file: str | None = None) -> None:
                         datefmt="%H:%M:%S")
 
 
+# --------------------------------------------------------------- fault points
+# Tests kill a run where it saves state, not after a timer: with FAULT_POINT="name@n" in the
+# environment the process kills itself (SIGKILL, as `kill -9` would) the n-th time it reaches
+# fault_point(name). Names: "transfer set built", "teacher exported", "chunk labelled",
+# "before meta" (before a checksummed JSON such as a cache's meta.json), "rename <file>"
+# (between an atomic write and its rename), "step" (after a training step and its
+# checkpoint), "<folder> written" (a folder replace_folder filled, not yet swapped in).
+FAULT_ENV = "FAULT_POINT"
+_fault_hits: dict[str, int] = {}
+
+
+def fault_point(name: str) -> None:
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    target, _, n = spec.rpartition("@")
+    if target != name:
+        return
+    _fault_hits[name] = _fault_hits.get(name, 0) + 1
+    if _fault_hits[name] == int(n):
+        logger.info("fault point %r reached the %s-th time: killing this process", name, n)
+        for h in logging.getLogger().handlers:
+            h.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 # --------------------------------------------------------------- atomic writes
 
 
@@ -179,6 +206,7 @@ def atomic_write(path: str, write: Callable[[str], Any]) -> None:
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        fault_point("rename " + os.path.basename(path))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -282,6 +310,7 @@ def replace_folder(dst: str, write: Callable[[str], T]) -> T:
     try:
         logger.info("writing %s (swapped in when complete)", tmp)
         out = write(tmp)
+        fault_point(f"{name} written")
         logger.info("swapping %s in", dst)
         if os.path.exists(dst):
             old = tmp + ".old"
@@ -327,6 +356,7 @@ def read_verified_json(path: str) -> Any | None:
 
 
 def write_verified_json(path: str, payload: Any) -> None:
+    fault_point("before meta")
     atomic_write_json(path, {"sha256": content_hash(payload), "payload": payload})
 
 

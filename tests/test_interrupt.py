@@ -1,50 +1,53 @@
-"""kill -9 at random points of every stage (transfer set, labelling, training, export), then
-the same command again (no --resume needed): the run resumes and ends exactly as an uninterrupted one, and no
-file a reader would use is ever half-written."""
+"""kill -9 at named points of every stage where state is saved (transfer set, teacher export,
+labelling, cache meta files, checkpoints, training steps, export), then the same command again
+(no --resume needed): the run resumes and ends exactly as an uninterrupted one, and no file a
+reader would use is ever half-written.
+
+The kills are not timed: the process kills itself when it reaches a fault point the n-th time
+(utils.fault_point, FAULT_POINT="name@n"), so they land on any CPU. The seeded rng only
+chooses which chunk, checkpoint and step."""
 from __future__ import annotations
 
+import glob
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 from conftest import ROOT, write_sst2
+from utils import FAULT_ENV
 
-# Where to kill, as the log announces it: data read (transfer set next), labelling started,
-# labelling under way, training started, training under way (checkpoints every 5 steps).
-STAGES = ["tokenized in", "teacher inputs:", "labelled chunk 2/", "training:", "step 100/"]
+SAVE_STEPS = 5
+CHUNK = 100
 
 
 def distill_command(tmp_path, teacher, data_dir) -> list[str]:
     return [sys.executable, os.path.join(ROOT, "bert_distill.py"), "--task_name", "sst-2",
             "--data_dir", data_dir, "--teacher_path", str(teacher), "--output_dir",
             str(tmp_path / "run"), "--cache_dir", str(tmp_path / "cache"), "--n_iter", "3",
-            "--p_pos", "0", "--label_chunk_size", "100", "--emb_dim", "16", "--hidden_size",
-            "16", "--fc_size", "16", "--batch_size", "8", "--max_epoch", "3", "--save_steps",
-            "5", "--logging_steps", "5", "--device", "cpu", "--num_threads", "1"]
+            "--p_pos", "0", "--label_chunk_size", str(CHUNK), "--emb_dim", "16",
+            "--hidden_size", "16", "--fc_size", "16", "--batch_size", "8", "--max_epoch", "3",
+            "--save_steps", str(SAVE_STEPS), "--logging_steps", "5", "--device", "cpu",
+            "--num_threads", "1"]
 
 
 def run_ok(cmd: list[str]) -> None:
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                       env={k: v for k, v in os.environ.items() if k != FAULT_ENV})
     assert r.returncode == 0, r.stderr[-3000:]
 
 
-def kill_when(cmd: list[str], marker: str, delay: float) -> bool:
-    """Runs cmd; `delay` seconds after a log line containing `marker`, kill -9. Returns
-    whether it was killed (False: it finished first)."""
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    for line in proc.stderr:
-        if marker in line:
-            time.sleep(delay)
-            proc.send_signal(signal.SIGKILL)
-            break
-    proc.stderr.close()
-    return proc.wait(timeout=300) == -signal.SIGKILL
+def kill_at(cmd: list[str], point: str, n: int = 1) -> None:
+    """Runs cmd until it reaches fault point `point` the n-th time and kills itself there;
+    fails when that planned kill did not happen."""
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, FAULT_ENV: f"{point}@{n}"})
+    assert r.returncode == -signal.SIGKILL, \
+        f"planned kill at {point!r}@{n} did not happen (exit {r.returncode}):\n{r.stderr[-3000:]}"
 
 
 def assert_nothing_half_written(*folders) -> None:
@@ -74,74 +77,115 @@ def final_state(out) -> dict:
             "metrics": records}
 
 
+def checkpoint_step(run) -> int | None:
+    import paddle
+
+    path = run / "last.ckpt"
+    return paddle.load(str(path))["state"]["step"] if path.exists() else None
+
+
+def one(pattern: str) -> str:
+    found = glob.glob(pattern)
+    assert len(found) == 1, (pattern, found)
+    return found[0]
+
+
 @pytest.fixture(scope="module")
 def reference(tiny_teacher, tmp_path_factory):
+    """The uninterrupted run: its final state, its number of label chunks and the steps at
+    which it writes last.ckpt (every SAVE_STEPS steps and after every evaluation)."""
     import shutil
 
     root = tmp_path_factory.mktemp("interrupt")
     data = write_sst2(root / "sst2")
     run_ok(distill_command(root / "ref", tiny_teacher, data))
-    yield data, final_state(root / "ref" / "run")
+    state = final_state(root / "ref" / "run")
+    meta = json.load(open(one(str(root / "ref" / "cache" / "logits-*" / "meta.json"))))
+    n_chunks = -(-meta["payload"]["examples"] // CHUNK)
+    evals = {r["step"] for r in state["metrics"] if r["split"] == "dev"}
+    ckpts = sorted({s for s in range(1, state["steps"] + 1) if s % SAVE_STEPS == 0} | evals)
+    yield {"data": data, "state": state, "chunks": n_chunks, "ckpts": ckpts,
+           "run": root / "ref" / "run"}
     shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_kill_every_stage_then_resume_gives_identical_results(seed, reference, tiny_teacher,
                                                              tmp_path):
-    data_dir, expected = reference
-    cmd = distill_command(tmp_path, tiny_teacher, data_dir)
+    ref = reference
+    assert ref["chunks"] >= 3 and len(ref["ckpts"]) >= 4  # room for the kills below
+    cmd = distill_command(tmp_path, tiny_teacher, ref["data"])
+    run, cache = tmp_path / "run", tmp_path / "cache"
     rng = np.random.default_rng(seed)
-    killed = 0
-    for marker in STAGES:
-        killed += kill_when(cmd, marker, float(rng.uniform(0, 0.3)))
-        assert_nothing_half_written(tmp_path / "run", tmp_path / "cache")
-        if (tmp_path / "run" / "results.json").exists():  # finished before the kill
-            break
-    assert killed >= 3  # most kills land before the run ends
-    if not (tmp_path / "run" / "results.json").exists():  # results.json is written last
-        run_ok(cmd)
-    assert (tmp_path / "run" / "model_state.pdparams").exists()
-    assert final_state(tmp_path / "run") == expected
+
+    def check_whole() -> None:
+        assert_nothing_half_written(run, cache)
+        assert not (run / "results.json").exists()
+
+    kill_at(cmd, "transfer set built")
+    check_whole()
+    assert os.path.exists(one(str(cache / "transfer-*" / "meta.json")))
+    assert not glob.glob(str(cache / "logits-*"))
+
+    kill_at(cmd, "teacher exported")
+    check_whole()
+    assert os.path.exists(one(str(cache / "teacher-*" / "model.json")))
+    assert not glob.glob(str(cache / "logits-*" / "*.npy"))
+
+    c = int(rng.integers(1, ref["chunks"]))  # chunks 1..c saved, the rest not yet labelled
+    kill_at(cmd, "chunk labelled", c)
+    check_whole()
+    logits = one(str(cache / "logits-*"))
+    assert len(glob.glob(os.path.join(logits, "chunk-*.npy"))) == c
+    assert not os.path.exists(os.path.join(logits, "logits.npy"))
+
+    kill_at(cmd, "before meta")  # the rest labelled and merged; its meta.json not yet written
+    check_whole()
+    assert len(glob.glob(os.path.join(logits, "chunk-*.npy"))) == ref["chunks"]
+    assert os.path.exists(os.path.join(logits, "logits.npy"))
+    assert not os.path.exists(os.path.join(logits, "meta.json"))
+
+    k = int(rng.integers(1, len(ref["ckpts"]) - 1))  # the k-th last.ckpt written, not renamed
+    kill_at(cmd, "rename last.ckpt", k)
+    check_whole()
+    assert os.path.exists(os.path.join(logits, "meta.json"))
+    assert not glob.glob(os.path.join(logits, "chunk-*.npy"))  # merged, then removed
+    assert glob.glob(str(run / ".last.ckpt.*.tmp"))  # the new one, whole, but never renamed
+    start = ref["ckpts"][k - 2] if k > 1 else None
+    assert checkpoint_step(run) == start
+
+    s = int(rng.integers((start or 0) + 1, ref["state"]["steps"] + 1))  # an absolute step
+    kill_at(cmd, "step", s - (start or 0))
+    check_whole()
+    assert checkpoint_step(run) == max(x for x in ref["ckpts"] if x <= s)
+
+    run_ok(cmd)
+    assert not glob.glob(str(run / ".*.tmp"))
+    assert (run / "model_state.pdparams").exists()
+    assert final_state(run) == ref["state"]
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_killed_export_leaves_a_whole_export(seed, reference, tiny_teacher, tmp_path):
-    """An export killed while it writes (after it announces its scratch folder, before the
-    swap) leaves the earlier export whole and usable; the rerun finishes it and leaves no
-    scratch folder behind."""
+@pytest.mark.parametrize("point", ["rename model.onnx", "rename export.json", "exported written"])
+def test_killed_export_leaves_a_whole_export(point, reference, tmp_path):
+    """An export killed while it writes (a file written but not renamed, or the scratch
+    folder complete but not swapped in) leaves the earlier export whole and usable; the rerun
+    finishes it and leaves no scratch folder behind."""
     from predict import main as predict
 
-    data_dir, _ = reference
-    subprocess.run(distill_command(tmp_path, tiny_teacher, data_dir), check=True,
-                   capture_output=True, timeout=300)
     dst = tmp_path / "exported"
-    cmd = [sys.executable, os.path.join(ROOT, "export.py"), str(tmp_path / "run"), str(dst)]
-    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
-    files = sorted(os.listdir(dst))
+    cmd = [sys.executable, os.path.join(ROOT, "export.py"), str(reference["run"]), str(dst)]
+    run_ok(cmd)
+    files = {f: os.path.getmtime(dst / f) for f in os.listdir(dst)}
+    kill_at(cmd, point)
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".exported.")]  # killed mid-write
+    assert {f: os.path.getmtime(dst / f) for f in os.listdir(dst)} == files  # untouched
     (tmp_path / "in.txt").write_text("a great movie\n")
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    started = None
-    for line in proc.stderr:  # how long the write takes, from its announcement to the swap
-        if "swapped in when complete" in line:
-            started = time.perf_counter()
-        elif "swapping" in line:
-            write_seconds = time.perf_counter() - started
-    proc.wait()
-    rng = np.random.default_rng(seed)
-    inside = 0
-    for _ in range(4):
-        inside += kill_when(cmd, "swapped in when complete",
-                            float(rng.uniform(0.1, 0.8) * write_seconds)) and any(
-            p.startswith(".exported.") for p in os.listdir(tmp_path))  # killed mid-write
-        assert sorted(os.listdir(dst)) == files
-        predict([str(dst), "--input", str(tmp_path / "in.txt"), "--output",
-                 str(tmp_path / "preds.jsonl")])
-        assert json.loads((tmp_path / "preds.jsonl").read_text())["label"] in (0, 1)
-    assert inside >= 3, f"only {inside} of 4 kills landed inside the write ({write_seconds:.2f}s)"
-    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
-    assert sorted(os.listdir(dst)) == files
-    assert sorted(os.listdir(tmp_path)) == sorted(p for p in os.listdir(tmp_path)
-                                                  if not p.startswith("."))
+    predict([str(dst), "--input", str(tmp_path / "in.txt"), "--output",
+             str(tmp_path / "preds.jsonl")])
+    assert json.loads((tmp_path / "preds.jsonl").read_text())["label"] in (0, 1)
+    run_ok(cmd)
+    assert sorted(os.listdir(dst)) == sorted(files)
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]
 
 
 def test_a_swap_cut_between_its_renames_puts_the_earlier_folder_back(tmp_path):
