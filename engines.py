@@ -15,7 +15,7 @@ import numpy as np
 import paddle
 from paddle.static import InputSpec
 
-from utils import write_files_into
+from utils import cpu_threads, write_files_into
 
 
 def export_static(layer: paddle.nn.Layer, inputs: dict[str, int], prefix: str) -> None:
@@ -67,7 +67,7 @@ class Predictor:
             config.enable_mkldnn()
             if precision == "bf16":
                 config.enable_mkldnn_bfloat16()
-            config.set_cpu_math_library_num_threads(num_threads or len(os.sched_getaffinity(0)))
+            config.set_cpu_math_library_num_threads(num_threads or cpu_threads())
         config.disable_glog_info()
         self.predictor = pi.create_predictor(config)
         self.input_names = self.predictor.get_input_names()
@@ -94,7 +94,7 @@ class OnnxPredictor:
             raise FileNotFoundError(f"{path}: no ONNX export there (export.py writes one "
                                     f"for students)")
         options = ort.SessionOptions()
-        options.intra_op_num_threads = num_threads or len(os.sched_getaffinity(0))
+        options.intra_op_num_threads = num_threads or cpu_threads()
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]

@@ -25,6 +25,19 @@ class UserError(ValueError):
     expected. Every script ends on one with a one-line message, not a traceback."""
 
 
+def fetch_failed(what: str, cause: BaseException, local_copy: str) -> UserError:
+    """The error for something fetched by name (a dataset, word vectors, a model) that could
+    not be: `what` it was, the first failure behind `cause` on one line (paddlenlp wraps a
+    refused connection in a long generic message), and `local_copy`, the flag (or step) that
+    gives a local copy instead, for machines without internet."""
+    while cause.__cause__ or cause.__context__:
+        cause = cause.__cause__ or cause.__context__
+    reason = " ".join(str(cause).split())
+    reason = reason if len(reason) <= 200 else reason[:200] + "..."
+    return UserError(f"could not fetch {what} ({type(cause).__name__}: {reason}); "
+                     f"{local_copy}")
+
+
 def set_seed(seed: int) -> None:
     """One seed for Python, NumPy and Paddle (parameter init and dropout)."""
     import paddle
@@ -53,11 +66,17 @@ def default_device() -> str:
     return "cpu"
 
 
+def cpu_threads() -> int:
+    """The default number of math threads: OMP_NUM_THREADS when set (the usual way to pin
+    them; the tests do), else the cores this process may use."""
+    return int(os.environ.get("OMP_NUM_THREADS") or 0) or len(os.sched_getaffinity(0))
+
+
 def setup_device(device: str, num_threads: int | None = None) -> None:
     """Selects the device and, under `paddle.distributed.launch`, joins the process group.
-    On CPU uses `num_threads` math threads (default: the cores this process may use, shared
-    among the processes of the job). Paddle's CPU kernels otherwise run on one thread (1.7x
-    slower here)."""
+    On CPU uses `num_threads` math threads (default: cpu_threads(), shared among the
+    processes of the job). Paddle's CPU kernels otherwise run on one thread (1.7x slower
+    here)."""
     import paddle
 
     paddle.set_device(device)
@@ -67,7 +86,7 @@ def setup_device(device: str, num_threads: int | None = None) -> None:
         if not dist.is_initialized():
             dist.init_parallel_env()
     if device == "cpu":
-        threads = num_threads or max(1, len(os.sched_getaffinity(0)) // world_size())
+        threads = num_threads or max(1, cpu_threads() // world_size())
         paddle.base.core.set_num_threads(threads)
 
 

@@ -27,7 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import cpu  # noqa: E402,F401  (before Paddle: sets MKL's CPU type)
 import paddle  # noqa: E402
-from utils import format_seconds  # noqa: E402
+from utils import cpu_threads, format_seconds  # noqa: E402
 
 
 def bert_distill(args: list[str]) -> dict:
@@ -49,7 +49,7 @@ def main() -> None:
                    help="student steps timed with the online teacher")
     p.add_argument("--epochs", type=int, default=6, help="PaddleNLP trains 6 epochs")
     p.add_argument("--batch_size", type=int, default=128, help="PaddleNLP's SST-2 setting")
-    p.add_argument("--num_threads", type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument("--num_threads", type=int, default=cpu_threads())
     args = p.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -41,7 +41,7 @@ from model import BiLSTMStudent  # noqa: E402
 from student import (collate_ids, export_student_onnx, load_student,  # noqa: E402
                      quantize_student_onnx, student_inputs)
 from teachers import INPUTS, collate_teacher, encode_for_teacher, load_teacher  # noqa: E402
-from utils import atomic_write_json, count_parameters  # noqa: E402
+from utils import atomic_write_json, count_parameters, cpu_threads  # noqa: E402
 
 BATCH_SIZES = (1, 32, 256)
 
@@ -168,7 +168,7 @@ def main() -> None:
                    help="time each throughput over at least this long")
     p.add_argument("--no_bert_base", action="store_true",
                    help="skip the bert-base-shaped teacher (110M parameters)")
-    p.add_argument("--num_threads", type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument("--num_threads", type=int, default=cpu_threads())
     p.add_argument("--processes", type=int, default=len(os.sched_getaffinity(0)),
                    help="single-threaded processes for the side-by-side throughput (1: skip)")
     p.add_argument("--json", help="also write the rows here (read by report.py)")

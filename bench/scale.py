@@ -135,7 +135,9 @@ def run_distill(cmd: list[str], log_path: str) -> dict:
     with open(log_path, "w", encoding="utf-8", buffering=1) as log:
         for line in proc.stderr:
             log.write(line)
-            marker = STAGES[current[0]][1]
+            name, marker = STAGES[current[0]]
+            # a sample per log line too, so that a stage shorter than the period has one
+            peaks[name] = max(peaks[name], vm_rss(proc.pid))
             if marker and marker in line:
                 now = time.perf_counter()
                 seconds[stage_names[current[0]]] = now - start

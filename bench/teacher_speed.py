@@ -34,6 +34,7 @@ from data import TASKS, load_split  # noqa: E402
 from engines import Predictor, export_static  # noqa: E402
 from teachers import (INPUTS, collate_teacher, eager_runner, encode_for_teacher,  # noqa: E402
                      load_teacher, teacher_logits)
+from utils import cpu_threads  # noqa: E402
 
 
 def timed(fn) -> tuple[np.ndarray, float]:
@@ -50,7 +51,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=4000, help="sentences labelled per row")
     p.add_argument("--batch_size", type=int, default=128)
     p.add_argument("--max_seq_length", type=int, default=128)
-    p.add_argument("--num_threads", type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument("--num_threads", type=int, default=cpu_threads())
     p.add_argument("--backbone", help="also time fine-tuning this backbone, eager against "
                                       "paddle.jit.to_static")
     p.add_argument("--train_steps", type=int, default=60)

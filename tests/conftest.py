@@ -13,6 +13,54 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 SHARED = os.path.join(ROOT, "..", "shared")
 
+import cpu  # noqa: E402,F401  first, as in every entry point: in-process runs on a non-Intel
+#             CPU then take the same MKL path as the scripts run in subprocesses
+
+# One math thread for every run, in this process and in the scripts it starts, whatever the
+# machine's core count: results the tests compare must not depend on it.
+THREADS = "1"
+os.environ["OMP_NUM_THREADS"] = THREADS
+
+
+@pytest.fixture(autouse=True)
+def pinned_threads(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", THREADS)
+
+
+def cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return {w for line in f if line.startswith("flags") for w in line.split()[2:]}
+    except OSError:
+        return set()
+
+
+def needs_bf16() -> None:
+    """Skips the test on a CPU without bfloat16 instructions (oneDNN's bf16 kernels)."""
+    if not cpu_flags() & {"avx512_bf16", "amx_bf16"}:
+        pytest.skip("this CPU lacks bf16 instructions (no avx512_bf16 or amx_bf16 in "
+                    "/proc/cpuinfo)")
+
+
+# .ci/run sets STRICT_SKIPS=1: a test skipped for any reason outside ALLOWED_SKIPS fails the
+# run, so that a missing package or data file cannot hide a test.
+ALLOWED_SKIPS = ("no GPU",)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if not os.environ.get("STRICT_SKIPS") or reporter is None:
+        return
+    reasons = {r.nodeid: r.longrepr[-1] if isinstance(r.longrepr, tuple) else str(r.longrepr)
+               for r in reporter.stats.get("skipped", [])}
+    bad = {k: v for k, v in reasons.items() if not any(a in v for a in ALLOWED_SKIPS)}
+    for nodeid, reason in bad.items():
+        reporter.write_line(f"STRICT_SKIPS: {nodeid} skipped ({reason}), which is not in "
+                            f"ALLOWED_SKIPS {ALLOWED_SKIPS}", red=True)
+    if bad:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 POS = ["good", "great", "fine", "lovely", "superb"]
 NEG = ["bad", "awful", "poor", "boring", "dull"]
 FILLER = ["the", "movie", "film", "is", "a", "plot", "story", "was", "very", "quite", "and", ","]
@@ -228,3 +276,36 @@ def tiny_zh_teacher(tiny_zh_backbone, tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny_zh_teacher")
     _teacher_on(str(tiny_zh_backbone), str(out))
     return out
+
+
+def predicted_labels(model_dir, texts: list[tuple[str, ...]]) -> np.ndarray:
+    """Labels a student run (its best checkpoint) or an export gives `texts`, through
+    inference.load_model: a path independent of the training loop's evaluation."""
+    from inference import load_model
+
+    model = load_model(str(model_dir))
+    return np.concatenate([np.asarray(model.run(model.collate([model.encode(t) for t in
+                                                               texts[i:i + 64]]))).argmax(-1)
+                           for i in range(0, len(texts), 64)])
+
+
+def sst2_dev(data_dir) -> tuple[list[tuple[str]], np.ndarray]:
+    """(texts, labels) of a fixture's dev.tsv."""
+    rows = [line.rstrip("\n").split("\t") for line in open(os.path.join(data_dir, "dev.tsv"),
+                                                           encoding="utf-8")][1:]
+    return [(s,) for s, _ in rows], np.array([int(l) for _, l in rows])
+
+
+@pytest.fixture(scope="session")
+def toy_teacher(tiny_en, tmp_path_factory):
+    """(a tiny teacher fine-tuned on the toy sentiment task, its data folder): unlike the
+    random-headed tiny_teacher it knows the task (dev accuracy 1.0), so students can be
+    seen learning from it."""
+    import teacher
+
+    root = tmp_path_factory.mktemp("toy_teacher")
+    data = write_sst2(root / "sst2", n_dev=100)
+    teacher.main(["--task_name", "sst-2", "--data_dir", data, "--model_name_or_path",
+                  str(tiny_en[1]), "--output_dir", str(root / "teacher"), "--max_epoch", "20",
+                  "--batch_size", "16", "--lr", "5e-3", "--device", "cpu", "--num_threads", "1"])
+    return root / "teacher", data

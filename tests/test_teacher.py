@@ -8,7 +8,7 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import shared
+from conftest import needs_bf16, shared
 
 # ------------------------------------------------------------- an independent BERT
 
@@ -260,6 +260,7 @@ def test_bf16_linear_matches_fp32_in_a_compiled_graph():
     the fp32 layer."""
     from teachers import Bf16Linear
 
+    needs_bf16()
     paddle.seed(0)
     fp32 = paddle.nn.Linear(48, 24)
     bf16 = paddle.nn.Linear(48, 24)
@@ -288,6 +289,7 @@ def test_teacher_bf16_on_cpu_trains_close_to_fp32(tiny_en, sst2_dir, tmp_path):
     follow fp32's closely without being identical, and it saves an ordinary fp32 model."""
     from teachers import load_teacher
 
+    needs_bf16()
     bf16 = _run_teacher(tmp_path / "bf16", tiny_en[1], "sst-2", sst2_dir, "--max_steps", "6",
                         "--amp", "bf16")
     _run_teacher(tmp_path / "fp32", tiny_en[1], "sst-2", sst2_dir, "--max_steps", "6")
