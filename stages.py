@@ -38,7 +38,12 @@ class Preset:
     teacher_args: Callable[[int], list[str]]  # training-set size -> teacher.py flags
     distill_args: list[str] = field(default_factory=list)
     student_args: list[str] = field(default_factory=list)  # small.py and bert_distill.py
-    bench_args: list[str] = field(default_factory=list)
+
+
+# The pipeline benches what it trained: the student's paths and its own teacher on 300 dev
+# texts (about a minute). The bert-base-shaped comparison (110M parameters; most of a job's
+# memory and a quarter of its time) is bench/inference.py's, run by hand.
+PIPELINE_BENCH = ["--no_bert_base", "--min_seconds", "0.5", "--n", "300"]
 
 
 PRESETS = {
@@ -59,13 +64,12 @@ PRESETS = {
     # The cpu preset cut to about 15 minutes on 2 cores: 600 teacher steps, a transfer set of
     # n_iter 4 with half the loss on the gold labels of the originals (on so small a set it
     # measured +1.7 points over MSE alone), students stopped after one epoch without a
-    # better dev score, a short benchmark without the bert-base teacher.
+    # better dev score.
     "quick": Preset({"en": "minilm"}, {"en": GLOVE_50D},
                     lambda n: ["--lr", "1e-4"] + (["--max_steps", "600", "--eval_steps", "300"]
                                                   if n > 20000 else ["--max_epoch", "3"]),
                     distill_args=["--n_iter", "4", "--alpha", "0.5"],
-                    student_args=["--max_epoch", "4", "--early_stopping_patience", "2"],
-                    bench_args=["--no_bert_base", "--min_seconds", "0.5", "--n", "300"]),
+                    student_args=["--max_epoch", "4", "--early_stopping_patience", "2"]),
 }
 
 
@@ -73,10 +77,11 @@ class PipelineError(UserError):
     pass
 
 
-def run_stage(name: str, cmd: list[str], log_dir: str) -> float:
+def run_stage(name: str, cmd: list[str], log_dir: str) -> tuple[float, float]:
     """Runs one stage's command (output shown and kept in log_dir/<name>.log); returns its
-    wall time. A failing stage stops the pipeline with the stage's own error (its
-    `error: ...` line, as run_cli prints it)."""
+    wall time and peak memory in GB (the largest resident size of the stage's process and
+    the processes it ran). A failing stage stops the pipeline with the stage's own error
+    (its `error: ...` line, as run_cli prints it)."""
     logger.info("stage %s: %s", name, " ".join(shlex.quote(c) for c in cmd))
     t0 = time.perf_counter()
     cause = ""
@@ -88,15 +93,17 @@ def run_stage(name: str, cmd: list[str], log_dir: str) -> float:
             sys.stderr.write(line)
             if line.startswith("error: "):
                 cause = ": " + line[len("error: "):].strip()
-        code = proc.wait()
+        _, status, usage = os.wait4(proc.pid, 0)  # wait() with the process's own rusage
+        code = proc.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - t0
+    peak_gb = round(usage.ru_maxrss / 2**20, 3)  # kB on Linux
     if code != 0:
         logger.error("stage %s failed (exit %d); see %s/%s.log", name, code, log_dir, name)
         raise PipelineError(f"stage {name} failed (exit {code}){cause}; see "
                             f"{log_dir}/{name}.log. Fix the cause and rerun: finished stages "
                             "are skipped")
-    logger.info("stage %s done in %s", name, format_seconds(seconds))
-    return seconds
+    logger.info("stage %s done in %s (peak %.2f GB)", name, format_seconds(seconds), peak_gb)
+    return seconds, peak_gb
 
 
 def script(name: str, *args: str) -> list[str]:
@@ -184,7 +191,7 @@ def plan(args: argparse.Namespace, out: str) -> list[tuple[str, Callable[[], lis
                    "--student", distill_dir, "--teacher", teacher_dir, "--json", inference,
                    *(["--data_dir", os.path.abspath(args.data_dir)] if args.data_dir else []),
                    *(["--num_threads", str(args.num_threads)] if args.num_threads else []),
-                   *preset.bench_args, *shlex.split(args.bench_args))
+                   *PIPELINE_BENCH, *shlex.split(args.bench_args))
     stages.append(("bench", functools.partial(unless_exists, inference, bench)))
     stages += submission_stages(args, task, out, teacher_dir, small_dirs[0], distill_dir)
     stages.append(("report", lambda: script(
@@ -245,9 +252,14 @@ def run_pipeline(args: argparse.Namespace) -> dict:
         if cmd is None:
             logger.info("stage %s: finished output exists, skipped", name)
             continue
-        state["stages"][name] = {"command": cmd, "seconds": run_stage(name, cmd, out)}
+        seconds, peak_gb = run_stage(name, cmd, out)
+        state["stages"][name] = {"command": cmd, "seconds": seconds, "peak_memory_gb": peak_gb}
         atomic_write_json(state_path, state)
         fault_point("stage done")
-    logger.info("pipeline done in %s; report in %s", format_seconds(time.perf_counter() - t0),
+    state["peak_memory_gb"] = max((s.get("peak_memory_gb", 0.0) for s in state["stages"].values()),
+                                  default=0.0)
+    atomic_write_json(state_path, state)
+    logger.info("pipeline done in %s (peak memory of a stage %.2f GB); report in %s",
+                format_seconds(time.perf_counter() - t0), state["peak_memory_gb"],
                 os.path.join(out, "report.md"))
     return state
