@@ -19,6 +19,7 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -28,8 +29,9 @@ import paddle.nn.functional as F
 import cpu
 from args import GROUPS, TrainArgs, runtime_fields, with_defaults
 from losses import Batch, LossFn
+from model_io import load_checkpoint, save_checkpoint
 from runs import BEST, CONFIG, LAST, METRICS, RESULTS, RUN_FILES, VISUALDL_DIR, RunError
-from utils import (all_gather, append_jsonl, atomic_save, atomic_write_json, atomic_write_text,
+from utils import (all_gather, append_jsonl, atomic_write_json, atomic_write_text,
                    barrier, classification_metrics, fault_point, format_seconds, is_main,
                    peak_memory_gb, rank, read_jsonl, set_seed, setup_device, setup_logging,
                    world_size)
@@ -170,28 +172,6 @@ def evaluate(model: paddle.nn.Layer, batches: Sequence[Batch], forward: Forward,
     return {"loss": total / len(labels), **classification_metrics(preds, labels, metric_names)}
 
 
-def _save(path: str, model, optimizer, scheduler, scaler, state: dict, extra: dict) -> None:
-    if not is_main():
-        return
-    try:
-        atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                     "scaler": scaler.state_dict() if scaler is not None else None,
-                     "state": state, **extra}, path)
-    except OSError as e:
-        raise RunError(f"{path}: cannot write the checkpoint ({e.strerror}); the previous one is "
-                       f"intact: free some space and run the same command again") from None
-
-
-def load_checkpoint(path: str) -> dict:
-    if not os.path.exists(path):
-        raise RunError(f"{path}: checkpoint not found")
-    try:
-        return paddle.load(path)
-    except Exception as e:  # a truncated or foreign file: say which file, not a pickle trace
-        raise RunError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
-
-
 class Progress:
     """A tqdm bar on a terminal; log lines with examples/s and ETA everywhere."""
 
@@ -256,6 +236,159 @@ def local_share(idx: np.ndarray) -> tuple[np.ndarray, float]:
     return part, len(part) * world / len(idx)
 
 
+@dataclass
+class TrainState:
+    """Where the loop is, saved in every checkpoint (as a dict) so a resumed run replays the
+    uninterrupted one."""
+
+    step: int = 0
+    epoch: int = 0
+    batch: int = 0  # the next batch of `epoch`
+    best_step: int | None = None
+    best: dict | None = None  # the best dev record so far
+    last: dict | None = None  # the last dev record
+    train_seconds: float = 0.0
+    examples: int = 0
+    stale_evals: int = 0  # evaluations in a row without a better dev score
+    stopped_early: bool = False
+    # train loss summed since the last log line, checkpointed so that a resumed run logs the
+    # same losses as an uninterrupted one
+    window_loss: float = 0.0
+    window_examples: int = 0
+
+
+@dataclass
+class Loop:
+    """What every step of one fit() call shares."""
+
+    model: paddle.nn.Layer
+    net: paddle.nn.Layer  # the model, wrapped for data parallelism when there are ranks
+    optimizer: paddle.optimizer.Optimizer
+    scheduler: object | None
+    scaler: paddle.amp.GradScaler | None
+    train: TrainArgs
+    forward: Forward
+    loss_fn: LossFn
+    metric_names: Sequence[str]
+    n_steps: int
+    steps_per_epoch: int
+    checkpoint_extra: dict
+    save_checkpoints: bool
+    log: MetricsLog | None = None
+    progress: Progress | None = None
+
+    def save(self, name: str, state: TrainState) -> None:
+        if self.save_checkpoints and is_main():
+            save_checkpoint(os.path.join(self.train.output_dir, name), self.model,
+                            self.optimizer, self.scheduler, self.scaler, asdict(state),
+                            self.checkpoint_extra)
+
+
+def resume_state(loop: Loop) -> TrainState:
+    """Model, optimizer, scheduler and scaler as last.ckpt saved them, and the loop's state;
+    metrics.jsonl cut back to that checkpoint's step, since what came after is redone."""
+    out = loop.train.output_dir
+    ckpt = load_checkpoint(os.path.join(out, LAST))
+    loop.model.set_state_dict(ckpt["model"])
+    loop.optimizer.set_state_dict(ckpt["optimizer"])
+    if loop.scheduler is not None:
+        loop.scheduler.set_state_dict(ckpt["scheduler"])
+    if loop.scaler is not None:
+        loop.scaler.load_state_dict(ckpt["scaler"])
+    state = TrainState(**ckpt["state"])
+    metrics_path = os.path.join(out, METRICS)
+    if is_main():
+        try:
+            kept = [r for r in read_jsonl(metrics_path) if r["step"] <= state.step]
+        except ValueError as e:
+            raise RunError(f"{e}; remove the line (or the file) to resume") from None
+        atomic_write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
+    logger.info("resumed %s at step %d (epoch %d, batch %d)", out, state.step, state.epoch,
+                state.batch)
+    return state
+
+
+def train_step(loop: Loop, idx: np.ndarray, collate: Callable[[np.ndarray], Batch],
+               step: int) -> tuple[float, float]:
+    """One optimizer step on the global batch `idx` (this rank's share of it): (this rank's
+    loss summed over its examples, for the logged mean; the batch's mean loss)."""
+    t = loop.train
+    mine, weight = local_share(idx)
+    batch = to_tensors(collate(mine))
+    # --amp: paddle.amp's O1 auto-cast on GPUs (fp16 also needs loss scaling); it does
+    # nothing on CPU, where the teacher's bf16 is compiled in (teachers.compile_teacher)
+    with paddle.amp.auto_cast(enable=t.amp != "fp32" and t.device != "cpu",
+                              dtype="float16" if t.amp == "fp16" else "bfloat16"):
+        loss = loop.loss_fn(loop.forward(loop.net, batch), batch)
+    scaled = loss * weight if weight != 1.0 else loss
+    if loop.scaler is None:
+        scaled.backward()
+        loop.optimizer.step()
+    else:
+        loop.scaler.scale(scaled).backward()
+        loop.scaler.step(loop.optimizer)
+        loop.scaler.update()
+    loop.optimizer.clear_grad()
+    if loop.scheduler is not None:
+        loop.scheduler.step()
+    value = float(loss)
+    if not math.isfinite(value):
+        raise FloatingPointError(f"loss is {value} at step {step + 1}; lower --lr or set "
+                                 f"--max_grad_norm")
+    return value * len(mine) * (weight > 0), value
+
+
+def log_train(loop: Loop, state: TrainState, elapsed: float, sec_per_step: float) -> None:
+    """A train record: the mean loss over the examples since the last one, and speed."""
+    step = state.step
+    record = {"step": step, "epoch": round(step / loop.steps_per_epoch, 4), "split": "train",
+              "loss": sum(all_gather(state.window_loss)) / state.window_examples,
+              "examples_per_s": state.window_examples / elapsed,
+              "lr": float(loop.optimizer.get_lr())}
+    loop.log.add(record)
+    loop.progress.write(f"step {step}/{loop.n_steps} epoch {record['epoch']:.2f} "
+                        f"loss {record['loss']:.4f} | {record['examples_per_s']:,.0f} ex/s"
+                        f" | ETA {format_seconds(sec_per_step * (loop.n_steps - step))}")
+    state.window_loss, state.window_examples = 0.0, 0
+
+
+def evaluate_and_track(loop: Loop, state: TrainState, dev_batches: Sequence[Batch]) -> bool:
+    """Evaluates on dev, keeps the best record and counts evaluations without a better one
+    (--early_stopping_patience); returns whether this one is the best."""
+    main_metric = loop.metric_names[0]
+    metrics = evaluate(loop.model, dev_batches, loop.forward, loop.metric_names)
+    record = {"step": state.step, "epoch": round(state.step / loop.steps_per_epoch, 4),
+              "split": "dev", **metrics}
+    loop.log.add(record)
+    state.last = record
+    improved = state.best is None or metrics[main_metric] > state.best[main_metric]
+    if improved:
+        state.best, state.best_step, state.stale_evals = record, state.step, 0
+    else:
+        state.stale_evals += 1
+    patience = loop.train.early_stopping_patience
+    if patience and state.stale_evals >= patience and state.step < loop.n_steps:
+        state.stopped_early = True
+        loop.progress.write(f"early stopping: {patience} evaluation"
+                            f"{'s' if patience > 1 else ''} without a better dev "
+                            f"{main_metric}")
+    loop.progress.write("dev " + " ".join(f"{k} {v:.4f}" for k, v in metrics.items()) +
+                        (" (best)" if improved else f" (best {main_metric} "
+                         f"{state.best[main_metric]:.4f} at step {state.best_step})"))
+    return improved
+
+
+def run_results(loop: Loop, state: TrainState, results_extra: dict | None) -> dict:
+    """results.json's content: the best and last dev records, steps, speed, memory."""
+    return {"best_step": state.best_step, "best_epoch": state.best["epoch"],
+            "dev": {k: v for k, v in state.best.items() if k not in ("step", "epoch", "split")},
+            "last_dev": state.last, "steps": state.step, "planned_steps": loop.n_steps,
+            "stopped_early": state.stopped_early,
+            "train_seconds": round(state.train_seconds, 2),
+            "train_examples_per_s": round(state.examples / max(1e-9, state.train_seconds), 1),
+            "peak_memory_gb": peak_memory_gb(), **(results_extra or {})}
+
+
 def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: TrainArgs, *,
         epoch_batches: Callable[[int], list[np.ndarray]], collate: Callable[[np.ndarray], Batch],
         dev_batches: Sequence[Batch], forward: Forward, loss_fn: LossFn,
@@ -273,149 +406,65 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
     to the results), so that results.json, the mark of a finished run, is the last file.
     `save_checkpoints=False` writes no checkpoint (benchmarks of scripts that save none).
     """
-    net = paddle.DataParallel(model) if world_size() > 1 else model
     out = train.output_dir
-    extra = checkpoint_extra or {}
-    metrics_path = os.path.join(out, METRICS)
     steps_per_epoch = len(epoch_batches(0))
-    n_steps = total_steps(train, steps_per_epoch)
-    main_metric = metric_names[0]
-    # --amp: paddle.amp's O1 auto-cast on GPUs (fp16 also needs loss scaling); it does nothing
-    # on CPU, where the teacher's bf16 is compiled in (teachers.compile_teacher)
-    scaler = paddle.amp.GradScaler() if train.amp == "fp16" else None
-    state = {"step": 0, "epoch": 0, "batch": 0, "best_step": None, "best": None, "last": None,
-             "train_seconds": 0.0, "examples": 0, "stale_evals": 0, "stopped_early": False,
-             # train loss summed since the last log line, checkpointed so that a resumed
-             # run logs the same losses as an uninterrupted one
-             "window_loss": 0.0, "window_examples": 0}
+    loop = Loop(model, paddle.DataParallel(model) if world_size() > 1 else model, optimizer,
+                scheduler, paddle.amp.GradScaler() if train.amp == "fp16" else None, train,
+                forward, loss_fn, metric_names, total_steps(train, steps_per_epoch),
+                steps_per_epoch, checkpoint_extra or {}, save_checkpoints)
     if resume:
-        ckpt = load_checkpoint(os.path.join(out, LAST))
-        model.set_state_dict(ckpt["model"])
-        optimizer.set_state_dict(ckpt["optimizer"])
-        if scheduler is not None:
-            scheduler.set_state_dict(ckpt["scheduler"])
-        if scaler is not None:
-            scaler.load_state_dict(ckpt["scaler"])
-        state = {"window_loss": 0.0, "window_examples": 0, "stale_evals": 0,
-                 "stopped_early": False, **ckpt["state"]}
-        if is_main():  # records written after that checkpoint will be written again: drop them
-            try:
-                kept = [r for r in read_jsonl(metrics_path) if r["step"] <= state["step"]]
-            except ValueError as e:
-                raise RunError(f"{e}; remove the line (or the file) to resume") from None
-            atomic_write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
-        logger.info("resumed %s at step %d (epoch %d, batch %d)", out, state["step"],
-                    state["epoch"], state["batch"])
-    elif os.path.exists(metrics_path) and is_main():
-        os.remove(metrics_path)
-
+        state = resume_state(loop)
+    else:
+        state = TrainState()
+        if os.path.exists(os.path.join(out, METRICS)) and is_main():
+            os.remove(os.path.join(out, METRICS))
     logger.info("training: %d steps (%d per epoch, batch %d), evaluating every %s",
-                n_steps, steps_per_epoch, train.batch_size,
+                loop.n_steps, steps_per_epoch, train.batch_size,
                 f"{train.eval_steps} steps" if train.eval_steps else "epoch")
-    progress = Progress(n_steps, state["step"])
-    log = MetricsLog(out)
+    loop.progress, loop.log = Progress(loop.n_steps, state.step), MetricsLog(out)
     model.train()
     window_start = time.perf_counter()
     sec_per_step = None
-    while state["step"] < n_steps and not state["stopped_early"]:
-        batches = epoch_batches(state["epoch"])
-        for b in range(state["batch"], len(batches)):
+    while state.step < loop.n_steps and not state.stopped_early:
+        batches = epoch_batches(state.epoch)
+        for b in range(state.batch, len(batches)):
             t0 = time.perf_counter()
             # Dropout masks depend on (seed, step) only, so a resumed run replays them.
-            paddle.seed(train.seed * 1_000_003 + state["step"])
-            mine, weight = local_share(batches[b])
-            batch = to_tensors(collate(mine))
-            with paddle.amp.auto_cast(enable=train.amp != "fp32" and train.device != "cpu",
-                                      dtype="float16" if train.amp == "fp16" else "bfloat16"):
-                loss = loss_fn(forward(net, batch), batch)
-            scaled = loss * weight if weight != 1.0 else loss
-            if scaler is None:
-                scaled.backward()
-                optimizer.step()
-            else:
-                scaler.scale(scaled).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            optimizer.clear_grad()
-            if scheduler is not None:
-                scheduler.step()
-            n = len(batches[b])
-            loss_value = float(loss)
-            if not math.isfinite(loss_value):
-                raise FloatingPointError(f"loss is {loss_value} at step {state['step'] + 1}; "
-                                         f"lower --lr or set --max_grad_norm")
-            state["step"] += 1
-            state["batch"] = b + 1
-            state["examples"] += n
+            paddle.seed(train.seed * 1_000_003 + state.step)
+            window_loss, loss = train_step(loop, batches[b], collate, state.step)
+            state.step, state.batch = state.step + 1, b + 1
+            state.examples += len(batches[b])
             dt = time.perf_counter() - t0
-            state["train_seconds"] += dt
+            state.train_seconds += dt
             sec_per_step = dt if sec_per_step is None else 0.95 * sec_per_step + 0.05 * dt
-            state["window_loss"] += loss_value * len(mine) * (weight > 0)
-            state["window_examples"] += n
-            progress.update(loss_value, n / dt)
+            state.window_loss += window_loss
+            state.window_examples += len(batches[b])
+            loop.progress.update(loss, len(batches[b]) / dt)
             if b + 1 == len(batches):
-                state["epoch"] += 1
-                state["batch"] = 0
-            step = state["step"]
-            if step % train.logging_steps == 0 or step == n_steps:
-                elapsed = time.perf_counter() - window_start
-                record = {"step": step, "epoch": round(step / steps_per_epoch, 4), "split": "train",
-                          "loss": sum(all_gather(state["window_loss"])) / state["window_examples"],
-                          "examples_per_s": state["window_examples"] / elapsed,
-                          "lr": float(optimizer.get_lr())}
-                log.add(record)
-                progress.write(f"step {step}/{n_steps} epoch {record['epoch']:.2f} "
-                               f"loss {record['loss']:.4f} | {record['examples_per_s']:,.0f} ex/s"
-                               f" | ETA {format_seconds(sec_per_step * (n_steps - step))}")
-                state["window_loss"], state["window_examples"] = 0.0, 0
+                state.epoch, state.batch = state.epoch + 1, 0
+            step = state.step
+            if step % train.logging_steps == 0 or step == loop.n_steps:
+                log_train(loop, state, time.perf_counter() - window_start, sec_per_step)
                 window_start = time.perf_counter()
-            end_of_epoch = state["batch"] == 0
             if (train.eval_steps and step % train.eval_steps == 0) or \
-                    (not train.eval_steps and end_of_epoch) or step == n_steps:
-                metrics = evaluate(model, dev_batches, forward, metric_names)
-                record = {"step": step, "epoch": round(step / steps_per_epoch, 4), "split": "dev",
-                          **metrics}
-                log.add(record)
-                state["last"] = record
-                improved = state["best"] is None or metrics[main_metric] > state["best"][main_metric]
-                if improved:
-                    state["best"], state["best_step"], state["stale_evals"] = record, step, 0
-                else:
-                    state["stale_evals"] += 1
-                patience = train.early_stopping_patience
-                if patience and state["stale_evals"] >= patience and step < n_steps:
-                    state["stopped_early"] = True
-                    progress.write(f"early stopping: {patience} evaluation"
-                                   f"{'s' if patience > 1 else ''} without a better dev "
-                                   f"{main_metric}")
-                progress.write("dev " + " ".join(f"{k} {v:.4f}" for k, v in metrics.items()) +
-                               (" (best)" if improved else f" (best {main_metric} "
-                                f"{state['best'][main_metric]:.4f} at step {state['best_step']})"))
-                if save_checkpoints:
-                    if improved:
-                        _save(os.path.join(out, BEST), model, optimizer, scheduler, scaler, state, extra)
-                    _save(os.path.join(out, LAST), model, optimizer, scheduler, scaler, state, extra)
+                    (not train.eval_steps and state.batch == 0) or step == loop.n_steps:
+                if evaluate_and_track(loop, state, dev_batches):
+                    loop.save(BEST, state)
+                loop.save(LAST, state)
                 window_start = time.perf_counter()  # evaluation time is not training speed
-            elif save_checkpoints and train.save_steps and step % train.save_steps == 0:
-                _save(os.path.join(out, LAST), model, optimizer, scheduler, scaler, state, extra)
+            elif train.save_steps and step % train.save_steps == 0:
+                loop.save(LAST, state)
             fault_point("step")
-            if step >= n_steps or state["stopped_early"]:
+            if step >= loop.n_steps or state.stopped_early:
                 break
-    progress.close()
-    log.close()
-    results = {"best_step": state["best_step"], "best_epoch": state["best"]["epoch"],
-               "dev": {k: v for k, v in state["best"].items() if k not in ("step", "epoch", "split")},
-               "last_dev": state["last"], "steps": state["step"], "planned_steps": n_steps,
-               "stopped_early": state["stopped_early"],
-               "train_seconds": round(state["train_seconds"], 2),
-               "train_examples_per_s": round(state["examples"] / max(1e-9, state["train_seconds"]), 1),
-               "peak_memory_gb": peak_memory_gb(),
-               **(results_extra or {})}
+    loop.progress.close()
+    loop.log.close()
+    results = run_results(loop, state, results_extra)
     if is_main():
         if finish is not None:
             finish(results)
         atomic_write_json(os.path.join(out, RESULTS), results)
     barrier()
-    logger.info("best dev %s %.4f at step %d; results in %s", main_metric,
-                state["best"][main_metric], state["best_step"], os.path.join(out, RESULTS))
+    logger.info("best dev %s %.4f at step %d; results in %s", metric_names[0],
+                state.best[metric_names[0]], state.best_step, os.path.join(out, RESULTS))
     return results

@@ -128,9 +128,9 @@ def _disk_full(ctx: Ctx) -> None:
     """The disk fills up after the checkpoint of step 1, while step 2's are written."""
     import errno
 
-    import trainer
+    import model_io
 
-    real, saved = trainer.atomic_save, []
+    real, saved = model_io.atomic_save, []
 
     def fills_up(obj, path):
         if saved:
@@ -138,11 +138,11 @@ def _disk_full(ctx: Ctx) -> None:
         saved.append(path)
         real(obj, path)
 
-    trainer.atomic_save = fills_up
+    model_io.atomic_save = fills_up
     try:
         ctx.small("--save_steps", "1")
     finally:
-        trainer.atomic_save = real
+        model_io.atomic_save = real
 
 
 def _torn_metrics(ctx: Ctx) -> None:

@@ -30,7 +30,7 @@ def test_paddlenlp_emulation_writes_no_checkpoint(monkeypatch):
     def no_save(*args, **kwargs):
         raise AssertionError("a benchmark row wrote a checkpoint")
 
-    monkeypatch.setattr(trainer, "_save", no_save)
+    monkeypatch.setattr(trainer, "save_checkpoint", no_save)
     bench = load_bench("train_speed")
     rng = np.random.default_rng(0)
     enc = Encoded.of([[rng.integers(3, 50, rng.integers(2, 9)) for _ in range(96)]],
