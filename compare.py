@@ -95,12 +95,17 @@ def mean_score(runs: list[Run], metric: str, which: str) -> float:
     return statistics.mean(score(r, metric, which) for r in runs)
 
 
+def format_spread(mean: float, sd: float, lo: float, hi: float) -> str:
+    """mean ± sd (min–max), as every table prints a score over seeds."""
+    return f"{mean:.4f} ± {sd:.4f} ({lo:.4f}–{hi:.4f})"
+
+
 def spread(values: list[float]) -> str:
     """mean ± sample standard deviation (min–max); one value as it is."""
     if len(values) == 1:
         return f"{values[0]:.4f}"
-    return (f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f} "
-            f"({min(values):.4f}–{max(values):.4f})")
+    return format_spread(statistics.mean(values), statistics.stdev(values), min(values),
+                         max(values))
 
 
 def stopped_at(r: Run) -> str:
@@ -110,22 +115,33 @@ def stopped_at(r: Run) -> str:
     return text + (" (early)" if r.results.get("stopped_early") else "")
 
 
-def seeds_table(groups: list[tuple[str, list[Run]]], metrics: list[str]) -> str:
+SEEDS_NOTE = ("best: the dev score of the checkpoint kept (the best evaluation); final: the "
+              "last evaluation. mean ± sample standard deviation (min–max) over seeds.")
+
+
+def md_table(head: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in rows]) + "\n"
+
+
+def seeds_head(metrics: list[str]) -> list[str]:
     head = ["model", "seeds"]
     for m in metrics:
         head += [f"best dev {m}", f"final dev {m}"]
-    head += ["stopped at epoch", "parameters"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, rs in groups:
-        cells = [name, ", ".join(str(r.config.get("train", {}).get("seed", "-")) for r in rs)]
-        for m in metrics:
-            cells += [spread([score(r, m, which) for r in rs]) for which in ("best", "final")]
-        cells += [", ".join(stopped_at(r) for r in rs), f"{rs[0].results.get('num_params', 0):,}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
-    lines.append("best: the dev score of the checkpoint kept (the best evaluation); final: the "
-                 "last evaluation. mean ± sample standard deviation (min–max) over seeds.")
-    return "\n".join(lines) + "\n"
+    return head + ["stopped at epoch", "parameters"]
+
+
+def seeds_cells(name: str, rs: list[Run], metrics: list[str]) -> list[str]:
+    """One model's row: its seeds, best and final dev score over them, where each stopped."""
+    cells = [name, ", ".join(str(r.config.get("train", {}).get("seed", "-")) for r in rs)]
+    for m in metrics:
+        cells += [spread([score(r, m, which) for r in rs]) for which in ("best", "final")]
+    return cells + [", ".join(stopped_at(r) for r in rs), f"{rs[0].results.get('num_params', 0):,}"]
+
+
+def seeds_table(groups: list[tuple[str, list[Run]]], metrics: list[str]) -> str:
+    return (md_table(seeds_head(metrics), [seeds_cells(name, rs, metrics) for name, rs in groups])
+            + "\n" + SEEDS_NOTE + "\n")
 
 
 def gains(groups: list[tuple[str, list[Run]]], metrics: list[str]) -> str:
@@ -135,11 +151,16 @@ def gains(groups: list[tuple[str, list[Run]]], metrics: list[str]) -> str:
     for name, rs in groups:
         base = [b for _, b in groups if model_kind(b[0]) == ("small", model_kind(rs[0])[1])]
         if rs[0].kind == "bert_distill" and len(base) == 1:
-            parts = [f"{which} {m} {100 * (mean_score(rs, m, which) - mean_score(base[0], m, which)):+.2f}"
-                     for m in metrics for which in ("best", "final")]
-            out.append(f"- {name} minus the baseline (points of mean dev score): "
-                       + ", ".join(parts))
+            out.append(gain_line(name, [
+                (which, m, 100 * (mean_score(rs, m, which) - mean_score(base[0], m, which)))
+                for m in metrics for which in ("best", "final")]))
     return "\n".join(out) + "\n" if out else ""
+
+
+def gain_line(name: str, points: list[tuple[str, str, float]]) -> str:
+    """One model's gains over its baseline, each (best or final, metric, points)."""
+    return (f"- {name} minus the baseline (points of mean dev score): "
+            + ", ".join(f"{which} {m} {p:+.2f}" for which, m, p in points))
 
 
 def speed_by_source(inference: dict | None) -> dict[str, dict]:
