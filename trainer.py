@@ -19,7 +19,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -280,7 +280,7 @@ class Loop:
     def save(self, name: str, state: TrainState) -> None:
         if self.save_checkpoints and is_main():
             save_checkpoint(os.path.join(self.train.output_dir, name), self.model,
-                            self.optimizer, self.scheduler, self.scaler, asdict(state),
+                            self.optimizer, self.scheduler, self.scaler, dict(vars(state)),
                             self.checkpoint_extra)
 
 
