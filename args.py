@@ -14,7 +14,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from data import TASKS
+from tasks import TASKS
 
 
 class ArgError(ValueError):
@@ -22,10 +22,12 @@ class ArgError(ValueError):
         super().__init__(f"--{flag}: {message}")
 
 
-def flag(default: Any, help: str, runtime: bool = False, **kw) -> Any:
+def flag(default: Any, help: str, runtime: bool = False, path: bool = False, **kw) -> Any:
     """A dataclass field that is also a command-line flag. `runtime` flags may change when a
-    run is resumed (they do not change what is trained)."""
-    return field(default=default, metadata={"help": help, "runtime": runtime, **kw})
+    run is resumed (they do not change what is trained); a `path` names a file or folder,
+    the same one however it is spelled."""
+    return field(default=default, metadata={"help": help, "runtime": runtime, "path": path,
+                                            **kw})
 
 
 def _check(cond: bool, name: str, message: str) -> None:
@@ -37,18 +39,18 @@ def _check(cond: bool, name: str, message: str) -> None:
 class DataArgs:
     task_name: str = flag("sst-2", "task", choices=sorted(TASKS))
     data_dir: str | None = flag(None, "folder with the task's official train.tsv / dev.tsv "
-                                "(default: download with paddlenlp.datasets)")
+                                "(default: download with paddlenlp.datasets)", path=True)
     max_seq_length: int = flag(128, "longer texts are truncated to this many words (the student) or "
                                "word pieces in all (the teacher)")
     max_train_samples: int | None = flag(None, "use only the first N training examples")
     max_eval_samples: int | None = flag(None, "use only the first N dev examples")
     vocab_path: str | None = flag(None, "word-dict file, one word per line: the vocabulary "
-                                  "keeps only training words listed there")
+                                  "keeps only training words listed there", path=True)
     min_freq: int = flag(1, "minimum count of a training word to enter the vocabulary")
     max_vocab_size: int | None = flag(None, "at most N vocabulary entries (most frequent first)")
     embedding_path: str | None = flag(None, "word vectors: word2vec text (.txt[.gz]) or binary "
                                       "(.bin[.gz], e.g. GoogleNews-vectors-negative300.bin.gz), "
-                                      "or a paddlenlp TokenEmbedding .npz")
+                                      "or a paddlenlp TokenEmbedding .npz", path=True)
     embedding_name: str | None = flag(None, "paddlenlp TokenEmbedding name (downloaded), e.g. "
                                       "w2v.google_news.target.word-word.dim300.en")
 
@@ -400,7 +402,36 @@ def parse_config(script: str, groups: Sequence[str], argv: Sequence[str] | None 
     return cfg
 
 
-def runtime_fields() -> set[str]:
-    """Flags that may differ between an interrupted run and its resumption."""
-    return {f.name for cls in GROUPS.values() for f in dataclasses.fields(cls)
-            if f.metadata.get("runtime")}
+SEEDS = {("train", "seed"), ("augment", "augment_seed")}
+
+
+def _compared(scope: str, group: str, f: dataclasses.Field) -> bool:
+    if f.metadata.get("runtime") or f.name == "output_dir":
+        return False
+    if scope == "baseline":
+        return (group in ("student", "data") and f.name != "max_train_samples") or \
+            (group, f.name) == ("train", "seed")
+    return scope == "resume" or (group, f.name) not in SEEDS
+
+
+def settings_diff(a: dict, b: dict, scope: str) -> dict[str, tuple[Any, Any]]:
+    """The settings in which two runs' configs (config.json's content) differ, as
+    {"group.flag": (a's value, b's value)}; empty when they agree. `scope` is the question:
+      "resume"    may b continue a's interrupted run? Every setting but runtime flags.
+      "baseline"  is a's small.py run b's baseline? The student's network and data (not
+                  --max_train_samples), and the seed.
+      "model"     are a and b seeds of one model (one row of a report)? Every setting but
+                  seeds and runtime flags.
+    Settings a run predates count at their default; paths compare by the file they name."""
+    out = {}
+    for group, cls in GROUPS.items():
+        va, vb = (with_defaults(group, c.get(group) or {}) for c in (a, b))
+        for f in dataclasses.fields(cls):
+            if not _compared(scope, group, f):
+                continue
+            x, y = va.get(f.name), vb.get(f.name)
+            if f.metadata["path"] and x and y:
+                x, y = os.path.realpath(x), os.path.realpath(y)
+            if x != y:
+                out[f"{group}.{f.name}"] = (va.get(f.name), vb.get(f.name))
+    return out

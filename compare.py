@@ -8,18 +8,17 @@ checkpoint's dev score and of the final evaluation's, and where each run stopped
 """
 from __future__ import annotations
 
-import json
 import os
 import statistics
 
-from args import GROUPS, with_defaults
+from args import settings_diff, with_defaults
 from runs import Run, RunError, load_run, read_json
 from utils import atomic_write, atomic_write_text
 
 NETWORKS = {"bilstm": "BiLSTM", "cnn": "CNN"}
 
 
-def model_kind(r: Run) -> tuple[str, str | None]:
+def model_type(r: Run) -> tuple[str, str | None]:
     """(script kind, student network): what a row is, whatever its other settings."""
     if r.kind == "teacher":
         return r.kind, None
@@ -28,7 +27,7 @@ def model_kind(r: Run) -> tuple[str, str | None]:
 
 def run_name(r: Run) -> str:
     """A row's name: the kind of model (a student's network), and a teacher's backbone."""
-    kind, network = model_kind(r)
+    kind, network = model_type(r)
     if kind == "teacher":
         backbone = r.config["teacher"]["model_name_or_path"]
         return f"teacher ({os.path.basename(os.path.normpath(backbone))})"
@@ -36,42 +35,27 @@ def run_name(r: Run) -> str:
     return f"{name} (small.py)" if kind == "small" else f"distilled {name} (bert_distill.py)"
 
 
-SEEDS = {("train", "seed"), ("augment", "augment_seed")}
-
-
-def model_settings(r: Run) -> dict[str, object]:
-    """A run's settings without its seeds and the flags that do not change what is
-    trained (paths, threads, batch sizes of evaluation): equal for runs of one model."""
-    out = {"script": r.kind}
-    for group, values in r.config.items():
-        if group not in GROUPS or not isinstance(values, dict):
-            continue
-        fields = {f.name: f for f in GROUPS[group].__dataclass_fields__.values()}
-        for name, v in with_defaults(group, values).items():
-            f = fields.get(name)
-            if (group, name) not in SEEDS and not (f and f.metadata.get("runtime")) \
-                    and name != "output_dir":
-                out[f"{group}.{name}"] = v
-    return out
-
-
 def group_runs(runs: list[Run]) -> list[tuple[str, list[Run]]]:
-    """Runs grouped by model (in first-seen order), each named by its kind plus, when two
-    groups share a kind, the settings that tell them apart."""
-    groups: dict[str, list[Run]] = {}
+    """Runs grouped by model (in first-seen order; runs of one model differ only in seeds
+    and runtime flags), each named by its kind plus, when two groups share a kind, the
+    settings that tell them apart."""
+    groups: list[list[Run]] = []
     for r in runs:
-        groups.setdefault(json.dumps(model_settings(r), sort_keys=True, default=str), []).append(r)
-    settings = {k: json.loads(k) for k in groups}
+        home = next((g for g in groups if g[0].kind == r.kind and
+                     not settings_diff(g[0].config, r.config, "model")), None)
+        if home is None:
+            groups.append([r])
+        else:
+            home.append(r)
     named = []
-    for key, members in groups.items():
-        name = run_name(members[0])
-        rivals = [settings[k] for k, m in groups.items()
-                  if k != key and model_kind(m[0]) == model_kind(members[0])]
-        if rivals:
-            mine = settings[key]
-            differs = sorted({n for o in rivals for n in set(mine) | set(o)
-                              if mine.get(n) != o.get(n)})
-            name += " " + ", ".join(f"{n.split('.', 1)[1]}={mine.get(n)}" for n in differs)
+    for members in groups:
+        name, first = run_name(members[0]), members[0]
+        diffs = {}
+        for other in groups:
+            if other is not members and model_type(other[0]) == model_type(first):
+                diffs.update(settings_diff(first.config, other[0].config, "model"))
+        if diffs:
+            name += " " + ", ".join(f"{n.split('.', 1)[1]}={diffs[n][0]}" for n in sorted(diffs))
         named.append((name, members))
     return named
 
@@ -149,7 +133,7 @@ def gains(groups: list[tuple[str, list[Run]]], metrics: list[str]) -> str:
     network), best and final, in points."""
     out = []
     for name, rs in groups:
-        base = [b for _, b in groups if model_kind(b[0]) == ("small", model_kind(rs[0])[1])]
+        base = [b for _, b in groups if model_type(b[0]) == ("small", model_type(rs[0])[1])]
         if rs[0].kind == "bert_distill" and len(base) == 1:
             out.append(gain_line(name, [
                 (which, m, 100 * (mean_score(rs, m, which) - mean_score(base[0], m, which)))

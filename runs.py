@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from args import with_defaults
+from args import settings_diff
 from utils import UserError, read_jsonl
 
 LAST, BEST = "last.ckpt", "best.ckpt"
@@ -101,9 +101,6 @@ def load_run(path: str) -> Run:
     return Run(path, kind, read_json(results_path), config, curve, size)
 
 
-PATH_SETTINGS = {"data_dir", "embedding_path", "vocab_path"}
-
-
 def baseline_summary(baseline_dir: str, ours: dict) -> dict:
     """The small.py run to compare against: its folder, dev scores and `differs_in`, the
     settings in which it differs from `ours` (a run's config dict) where they should match."""
@@ -111,16 +108,5 @@ def baseline_summary(baseline_dir: str, ours: dict) -> dict:
         raise RunError(f"--baseline_dir {baseline_dir}: no {RESULTS} or {CONFIG} (not a "
                        f"finished small.py run)")
     base = read_json(os.path.join(baseline_dir, RESULTS))
-    base_cfg = read_json(os.path.join(baseline_dir, CONFIG))
-    theirs = {g: with_defaults(g, base_cfg.get(g, {})) for g in ("student", "data")}
-
-    def same(name: str, a, b) -> bool:  # paths: the same file however it was spelled
-        if name in PATH_SETTINGS and a and b:
-            return os.path.realpath(a) == os.path.realpath(b)
-        return a == b
-
-    diffs = [f"{g}.{name}" for g in ("student", "data") for name, v in ours[g].items()
-             if name not in ("max_train_samples",) and not same(name, theirs[g].get(name), v)]
-    if base_cfg["train"]["seed"] != ours["train"]["seed"]:
-        diffs.append("train.seed")
-    return {"dir": baseline_dir, "dev": base["dev"], "differs_in": diffs}
+    diffs = settings_diff(read_json(os.path.join(baseline_dir, CONFIG)), ours, "baseline")
+    return {"dir": baseline_dir, "dev": base["dev"], "differs_in": list(diffs)}

@@ -27,7 +27,7 @@ import paddle
 import paddle.nn.functional as F
 
 import cpu
-from args import GROUPS, TrainArgs, runtime_fields, with_defaults
+from args import TrainArgs, settings_diff
 from losses import Batch, LossFn
 from model_io import load_checkpoint, save_checkpoint
 from runs import BEST, CONFIG, LAST, METRICS, RESULTS, RUN_FILES, VISUALDL_DIR, RunError
@@ -59,12 +59,8 @@ def check_output_dir(config: dict, train: TrainArgs, config_file: str = CONFIG) 
                        f"results)")
     with open(os.path.join(out, config_file), encoding="utf-8") as f:
         saved = json.load(f)
-    skip = runtime_fields() | {"output_dir"}
-    saved = {g: with_defaults(g, v) if g in GROUPS else v for g, v in saved.items()
-             if isinstance(v, dict)}
-    diffs = [f"--{k}: {saved[g].get(k)!r} -> {v!r}"
-             for g, group in config.items() if isinstance(group, dict)
-             for k, v in group.items() if k not in skip and saved.get(g, {}).get(k) != v]
+    diffs = [f"--{k.split('.')[1]}: {was!r} -> {now!r}"
+             for k, (was, now) in settings_diff(saved, config, "resume").items()]
     if diffs:
         raise RunError(f"{'--resume: ' if train.resume else ''}settings differ from the "
                        f"interrupted run in {out}: " + "; ".join(diffs) +
