@@ -24,13 +24,13 @@ from typing import Sequence
 import numpy as np
 import paddle
 
-from args import TEACHER_ROOT, Config, parse_config
+from args import Config, parse_config
 from augment import TransferSet, cached_transfer_set, student_view, write_transfer_texts
 from data import MASK, TASKS, UNK, TaskData, load_data, make_vocab, read_transfer_file
 from losses import balance_weights, distill_loss
-from runs import baseline_summary, is_student_run
-from student import label_with_student, prepare_student, train_student
-from teachers import file_logits, label_transfer_set, online_teacher
+from logits import label_transfer_set, teacher_sources
+from runs import baseline_summary
+from student import prepare_student, train_student
 from trainer import prepare_run, start_run
 from utils import is_main, main_first, run_cli, setup_logging
 
@@ -42,11 +42,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
                        __doc__)
     k, t, aug = cfg.distill, cfg.train, cfg.augment
     task = TASKS[cfg.data.task_name]
-    if not k.teacher_logits:
-        k.teacher_path = k.teacher_path or [os.path.join(TEACHER_ROOT, task.name)]
     aug.n_iter = task.n_iter if aug.n_iter is None else aug.n_iter
     aug.augment_seed = t.seed if aug.augment_seed is None else aug.augment_seed
     cache_dir = k.cache_dir or os.path.join(t.output_dir, "cache")
+    sources = teacher_sources(k, t, task.name, cache_dir)  # sets the default --teacher_path
     unlabeled = read_transfer_file(k.transfer_file, task, cfg.data.max_seq_length) \
         if k.transfer_file else []
     if k.export_transfer_set:
@@ -65,31 +64,17 @@ def main(argv: Sequence[str] | None = None) -> dict:
     # Wall time this invocation spent on each step (near 0 when read from the cache).
     seconds = {"transfer_set": round(time.perf_counter() - t0, 1)}
     gold = ts.original & (ts.source < len(data.train))  # originals with a gold label
-    extra = {"original": gold}
-    batch_extra = None
-    if k.online_teacher:  # PaddleNLP's way, kept only to measure what caching saves
-        batch_extra = online_teacher(ts, k.teacher_path[0], task.num_labels, k.model_name,
-                                     k.teacher_max_seq_length)
-    else:
-        t0 = time.perf_counter()
-        if k.teacher_logits:
-            logits = file_logits(k.teacher_logits, ts_key, len(ts), task.num_labels, cache_dir)
-        else:  # several teachers: Hinton et al.'s ensemble, the mean of their logits
-            logits = np.mean([main_first(lambda: label_with_student(
-                ts, ts_key, path, task.num_labels, cache_dir, t.num_threads))
-                if is_student_run(path) else label_transfer_set(
-                ts, ts_key, path, k.model_name, task.num_labels, k.teacher_max_seq_length,
-                k.teacher_batch_size, cache_dir, t.device, t.num_threads, k.label_precision,
-                k.label_chunk_size) for path in k.teacher_path], axis=0)
-        extra["teacher_logits"] = logits
-        seconds["labelling"] = round(time.perf_counter() - t0, 1)
-        logger.info("teacher logits ready in %.1fs", seconds["labelling"])
-        if k.balance_labels:
-            extra["weight"] = balance_weights(logits, gold)
-            labels, first = np.unique(logits.argmax(axis=1), return_index=True)
-            logger.info("--balance_labels: %s", ", ".join(
-                f"weight {extra['weight'][i]:.2f} where the teacher says {c}"
-                for c, i in zip(labels, first)))
+    t0 = time.perf_counter()
+    logits = label_transfer_set(sources, ts, ts_key, task.num_labels, cache_dir)
+    extra = {"original": gold, "teacher_logits": logits}
+    seconds["labelling"] = round(time.perf_counter() - t0, 1)
+    logger.info("teacher logits ready in %.1fs", seconds["labelling"])
+    if k.balance_labels:
+        extra["weight"] = balance_weights(logits, gold)
+        labels, first = np.unique(logits.argmax(axis=1), return_index=True)
+        logger.info("--balance_labels: %s", ", ".join(
+            f"weight {extra['weight'][i]:.2f} where the teacher says {c}"
+            for c, i in zip(labels, first)))
     vocab = make_vocab(cfg.data, data, unlabeled)
     results_extra = {"teacher_path": k.teacher_path, "teacher_logits": k.teacher_logits,
                      "transfer_examples": len(ts),
@@ -117,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         train_set = student_view(ts, vocab, UNK if k.student_mask == "unk" else MASK, labels)
         return train_student(cfg, data, vocab, model, train_set,
                              distill_loss(k.kd_loss, k.alpha, k.temperature), resume,
-                             extra=extra, batch_extra=batch_extra, results_extra=results_extra,
+                             extra=extra, results_extra=results_extra,
                              finish=report_gain if k.baseline_dir else None)
 
 

@@ -1,10 +1,11 @@
-"""Inference engines for exported models: static-graph export, the Paddle Inference
-predictor (oneDNN on CPU, CUDA on GPU) and ONNX Runtime: the fast paths for every model
-that only runs forward (teacher labelling, benchmarks, prediction).
+"""Inference engines for exported models: the Paddle Inference predictor (oneDNN on CPU,
+CUDA on GPU), ONNX Runtime and the eager reference: the fast paths for every model that only
+runs forward (teacher labelling, benchmarks, prediction). model_io.py writes the files they
+read.
 
-On this project's CPU, Paddle's eager kernels reach ~21 GFLOP/s on BERT's matmuls, while
-the same layers saved with `paddle.jit.save` and run by a predictor reach ~130: measured in
-bench/teacher_speed.py. Inputs are named int64 arrays [batch, length] with dynamic shapes.
+On CPU, a predictor over the layers saved with `paddle.jit.save` runs BERT's matmuls several
+times faster than Paddle's eager kernels (bench/teacher_speed.py, docs/benchmarks.md).
+Inputs are named int64 arrays [batch, length] with dynamic shapes.
 """
 from __future__ import annotations
 
@@ -13,29 +14,18 @@ from typing import Callable
 
 import numpy as np
 import paddle
-from paddle.static import InputSpec
 
-from utils import cpu_threads, write_files_into
+from utils import cpu_threads
 
-
-def export_static(layer: paddle.nn.Layer, inputs: dict[str, int], prefix: str) -> None:
-    """Saves `layer` (called with the named int64 inputs, in order; name -> rank, e.g. 2 for
-    [batch, length] ids, 1 for [batch] lengths) as a static graph at `prefix`.json /
-    `prefix`.pdiparams, written in a scratch folder and moved into place, so a reader never
-    sees half an export."""
-    spec = [InputSpec([None] * rank, "int64", name) for name, rank in inputs.items()]
-    layer.eval()
-    folder, name = os.path.split(os.path.abspath(prefix))
-    # the graph last: its presence marks a whole export
-    write_files_into(folder, lambda tmp: paddle.jit.save(layer, os.path.join(tmp, name),
-                                                         input_spec=spec), last=name + ".json")
+Runner = Callable[[dict], np.ndarray]  # a named batch of int64 arrays -> [B, num_labels] logits
 
 
 def is_exported(prefix: str) -> bool:
+    """Whether a static graph (model_io.export_static) is at `prefix`."""
     return all(os.path.exists(prefix + ext) for ext in (".json", ".pdiparams"))
 
 
-def eager_runner(model: paddle.nn.Layer, names: list[str]) -> Callable[[dict], np.ndarray]:
+def eager_runner(model: paddle.nn.Layer, names: list[str]) -> Runner:
     """A layer in eager mode, no grad, called with the named inputs in order: the slow
     reference path."""
     def run(batch: dict) -> np.ndarray:
@@ -48,8 +38,8 @@ class Predictor:
     """A Paddle Inference predictor over an exported model: oneDNN and `num_threads` math
     threads on CPU, the GPU when `device` is 'gpu' (where TensorRT can be switched on in
     the same Config). `precision` 'bf16' runs oneDNN in bfloat16 on CPUs that have it
-    (~1.7x faster for MiniLM here; logits then differ from fp32 by ~1e-2), 'fp16' runs the
-    GPU in half precision."""
+    (faster, with logits slightly off fp32's: docs/benchmarks.md), 'fp16' runs the GPU in
+    half precision."""
 
     def __init__(self, prefix: str, device: str = "cpu", num_threads: int | None = None,
                  precision: str = "fp32"):
@@ -85,7 +75,7 @@ class Predictor:
 
 class OnnxPredictor:
     """ONNX Runtime on the CPU over an ONNX graph (a student's, from
-    student.export_student_onnx, or a teacher converted with paddle2onnx)."""
+    model_io.export_student_onnx, or a teacher converted with paddle2onnx)."""
 
     def __init__(self, path: str, num_threads: int | None = None):
         import onnxruntime as ort

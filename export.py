@@ -17,7 +17,7 @@ import argparse
 import logging
 from typing import Sequence
 
-from inference import export_model
+from model_io import export_model
 from utils import run_cli
 
 logger = logging.getLogger(__name__)

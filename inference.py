@@ -1,8 +1,6 @@
-"""Using trained models: export a run for deployment, load any export or run, and predict
-labels for a file of texts.
-
-Students are loaded by student.load_student (a run's checkpoint, or an export through
-Paddle Inference or ONNX Runtime); teachers here, from their export (Paddle Inference).
+"""Predicting labels with a trained model (predict.py): one prediction or error per line
+of a file of texts, or GLUE's submission file for a task's test split. The model is any
+export or student run, loaded by model_io.load_model.
 """
 from __future__ import annotations
 
@@ -12,57 +10,11 @@ from typing import BinaryIO, Iterator, TextIO
 
 import numpy as np
 
-from data import TASKS, DataError, LineError, load_split
-from engines import Predictor
-from runs import EXPORT_INFO, RunError, model_kind
-from student import ONNX_FILES, LoadedStudent, check_export, export_student, load_student, \
-    read_export_info
-from teachers import export_teacher, text_encoder
-from utils import atomic_write_text, replace_folder
-
-BACKENDS = ("paddle", *ONNX_FILES)  # ONNX Runtime: fp32 or int8 graph
-
-
-def export_model(src: str, dst: str, max_seq_length: int = 128, int8: bool = False) -> dict:
-    """A student run (its best checkpoint) or a teacher (a save_pretrained directory, e.g.
-    a teacher.py run) -> an export folder at `dst`, swapped in whole; `int8` adds a
-    quantized ONNX graph (students). Returns export.json's content."""
-    kind = model_kind(src)
-    if kind == "export":
-        raise RunError(f"{src}: already an export ({EXPORT_INFO}); give the run directory")
-    if kind == "student":
-        return replace_folder(dst, lambda tmp: export_student(src, tmp, int8))
-    if int8:
-        raise RunError(f"{src}: --int8 quantizes students; a teacher exports in fp32")
-    return replace_folder(dst, lambda tmp: export_teacher(src, tmp, max_seq_length))
-
-
-def load_teacher_export(path: str, info: dict, device: str,
-                        num_threads: int | None) -> LoadedStudent:
-    """A teacher export as a predictor with the same interface as a loaded student."""
-    from paddlenlp.transformers import AutoTokenizer
-
-    check_export(path, ["model.json", "model.pdiparams"])
-    encode, collate = text_encoder(AutoTokenizer.from_pretrained(path), info["max_seq_length"])
-    return LoadedStudent(info, encode, collate, Predictor(os.path.join(path, "model"), device,
-                                                          num_threads))
-
-
-def load_model(path: str, device: str = "cpu", num_threads: int | None = None,
-               backend: str = "paddle") -> LoadedStudent:
-    """Any export (student or teacher) or student run directory, ready to predict."""
-    kind = model_kind(path)
-    if kind == "teacher":
-        raise RunError(f"{path}: a teacher directory; export it first (python export.py "
-                       f"{path} DST) and predict with the export")
-    if kind == "export":
-        info = read_export_info(path)
-        if info["kind"] == "teacher":
-            if backend != "paddle":
-                raise RunError(f"{path}: --backend {backend} runs exported students; use "
-                               f"--backend paddle for this teacher")
-            return load_teacher_export(path, info, device, num_threads)
-    return load_student(path, device, num_threads, backend)
+from data import DataError, LineError, load_split
+from model_io import load_model
+from runs import RunError
+from tasks import TASKS
+from utils import atomic_write_text
 
 
 def read_lines(f: BinaryIO) -> Iterator[tuple[int, str | None, str | None]]:
@@ -86,7 +38,7 @@ def predict(path: str, inp: BinaryIO, out: TextIO, where: str = "<stdin>", fmt: 
     model = load_model(path, device, num_threads, backend)
     n_fields = 2 if model.info.get("pair") else 1
     counts = {"lines": 0, "errors": 0}
-    pending: list[tuple[int, dict]] = []
+    pending: list[tuple[int, tuple[str, ...]]] = []  # (line number, texts)
 
     def emit(n: int, probs: np.ndarray | None = None, error: str | None = None) -> None:
         if error is not None:
@@ -103,7 +55,7 @@ def predict(path: str, inp: BinaryIO, out: TextIO, where: str = "<stdin>", fmt: 
 
     def flush() -> None:
         if pending:
-            probs = softmax(model.run(model.collate([item for _, item in pending])))
+            probs = softmax(model.predict([texts for _, texts in pending], len(pending)))
             for (n, _), p in zip(pending, probs):
                 emit(n, p)
             pending.clear()
@@ -116,15 +68,12 @@ def predict(path: str, inp: BinaryIO, out: TextIO, where: str = "<stdin>", fmt: 
                 error = "empty line"
             elif len(fields) != n_fields or not all(f.strip() for f in fields):
                 error = f"expected {n_fields} non-empty tab-separated text(s), got {len(fields)}"
-        if error is None:
-            try:
-                pending.append((n, model.encode(fields)))
-            except LineError as e:
-                error = str(e)
         if error is not None:
             flush()  # keep the output in input order
             emit(n, error=error)
-        elif len(pending) >= batch_size:
+            continue
+        pending.append((n, fields))
+        if len(pending) >= batch_size:
             flush()
     flush()
     return counts
@@ -143,17 +92,12 @@ def write_submission(path: str, task_name: str, data_dir: str | None, out_dir: s
     examples = load_split(task, "test", data_dir)
     name, id_header, label_header = task.submission
     where = os.path.join(data_dir, task.files["test"][0]) if data_dir else f"{task.name} test"
-    lines = [f"{id_header}\t{label_header}\n"]
-    for start in range(0, len(examples), batch_size):
-        batch = examples[start:start + batch_size]
-        items = []
-        for i, ex in enumerate(batch, start=start):
-            try:
-                items.append(model.encode(ex.texts))
-            except LineError as e:
-                raise DataError(f"{where}: example {i + 1} (id {ex.id}): {e}") from None
-        labels = model.run(model.collate(items)).argmax(axis=1)
-        lines += [f"{ex.id}\t{int(y)}\n" for ex, y in zip(batch, labels)]
+    try:
+        labels = model.predict([ex.texts for ex in examples], batch_size).argmax(axis=1)
+    except LineError as e:
+        raise DataError(f"{where}: {e}") from None
+    lines = [f"{id_header}\t{label_header}\n"] + [f"{ex.id}\t{int(y)}\n"
+                                                  for ex, y in zip(examples, labels)]
     out = os.path.join(out_dir, name)
     os.makedirs(out_dir, exist_ok=True)
     atomic_write_text(out, "".join(lines))

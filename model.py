@@ -146,3 +146,9 @@ def make_student(config: StudentConfig, embedding: np.ndarray | None = None,
                  freeze_embedding: bool = False) -> Student:
     """The student network of config.kind."""
     return STUDENTS[config.kind](config, embedding, freeze_embedding)
+
+
+def student_inputs(pair: bool) -> dict[str, int]:
+    """The student's named inputs and their ranks, in the order forward() takes them."""
+    names = {"input_ids": 2, "lengths": 1}
+    return {**names, "input_ids_b": 2, "lengths_b": 1} if pair else names

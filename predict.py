@@ -24,7 +24,8 @@ import sys
 from typing import Sequence
 
 from data import TASKS
-from inference import BACKENDS, predict, write_submission
+from inference import predict, write_submission
+from model_io import BACKENDS
 from utils import default_device, run_cli
 
 

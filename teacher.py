@@ -13,7 +13,7 @@ import cpu  # noqa: F401  (first: sets MKL's CPU type before Paddle loads)
 from typing import Sequence
 
 from args import TEACHER_DEFAULTS, TEACHER_ROOT, parse_config
-from teachers import finetune
+from finetune import finetune
 from utils import run_cli
 
 

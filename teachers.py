@@ -1,45 +1,33 @@
 """BERT teachers: loaded (a save_pretrained directory, PaddleNLP's example layout, or a
-Hugging Face checkpoint converted once), fine-tuned on a task, exported, and run on text
-or on the transfer set's words to label it with logits that are cached on disk.
+Hugging Face checkpoint converted once), saved, compiled (bf16 on CPU), and fed text or the
+transfer set's words as their own ids, to compute logits in batches.
 
-Labelling runs the exported teacher through Paddle Inference (engines.Predictor), never
-inside the student's training loop (as the authors' d-bert does; PaddleNLP's example runs
-the teacher again on every batch of every epoch).
+Fine-tuning is in finetune.py, labelling the transfer set (cached) in logits.py, export in
+model_io.py.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import paddle
 import paddle.nn.functional as F
 
 import engines
-from args import Config
 from augment import TransferSet
-from data import MASK, TASKS, DataError, Example, Task, decoded_lines, load_split, make_batches, pad
-from engines import Predictor, export_static, is_exported
-from losses import cross_entropy
-from runs import BEST, EXPORT_INFO, TEACHER_CONFIG, RunError
-from trainer import (build_optimizer, fit, load_checkpoint, prepare_run, start_run, total_steps)
-from utils import (UserError, atomic_save_npy, atomic_write_json, barrier, content_hash,
-                   count_parameters, fault_point, fetch_failed, format_seconds, is_main,
-                   main_first, rank, read_verified_json, sha256_file, world_size,
-                   write_files_into, write_verified_json)
+from data import MASK, make_batches, pad
+from engines import Runner
+from utils import UserError, fetch_failed, write_files_into
 
 logger = logging.getLogger(__name__)
 
 INPUTS = {"input_ids": 2, "token_type_ids": 2}  # what the teacher (and its export) takes
-DEFAULT_BACKBONE = {"en": "bert-base-uncased", "zh": "bert-base-chinese"}
-Runner = Callable[[dict], np.ndarray]  # named int64 arrays -> logits
 
 
 class TeacherError(UserError):
@@ -226,7 +214,8 @@ def teacher_forward(model, batch: dict) -> paddle.Tensor:
     return model(batch["input_ids"], batch["token_type_ids"])  # the order of INPUTS
 
 
-# ------------------------------------------------------------------------ labelling
+# ------------------------------------------------------------------------ running
+
 
 def eager_runner(model: paddle.nn.Layer) -> Runner:
     """The teacher in eager mode, no grad: the slow reference path."""
@@ -246,7 +235,7 @@ def teacher_logits(run: Runner, data: TeacherEncoded, batch_size: int = 128,
     return out
 
 
-# ------------------------------------------------------------------------- training
+# ------------------------------------------------------------------------- saving
 
 
 def save_pretrained(model, tokenizer, out: str) -> None:
@@ -314,237 +303,7 @@ def convert_hf(src: str, dst: str) -> str:
     return dst
 
 
-# ------------------------------------------------------------ labelling the transfer set
-
-
-def label_transfer_set(ts: TransferSet, ts_key: str, teacher_path: str,
-                       model_name: str | None, num_labels: int, max_seq_length: int,
-                       batch_size: int, cache_dir: str, device: str,
-                       num_threads: int | None, precision: str = "fp32",
-                       chunk_size: int = 16384) -> np.ndarray:
-    """[len(ts), num_labels] teacher logits, from cache when the key (teacher weights,
-    transfer set, teacher max length, precision) matches; otherwise computed in length-sorted chunks
-    by the exported teacher, each chunk saved atomically so a rerun resumes.
-
-    The teacher reads the transfer set's words with its own tokenizer, [MASK] as its own
-    mask token: never our ids, and never word pieces fed back as words. Its inputs are built
-    per chunk, and it is loaded only when there is something to label."""
-    weights = teacher_path if os.path.isfile(teacher_path) else \
-        os.path.join(teacher_path, "model_state.pdparams")
-    if not os.path.isfile(weights):
-        load_teacher(teacher_path, num_labels, model_name)  # raises the error naming the fix
-    w_hash = sha256_file(weights)[:16]
-    key = content_hash({"teacher": w_hash, "transfer": ts_key, "max_len": max_seq_length,
-                        **({"precision": precision} if precision != "fp32" else {})})[:16]
-    folder = os.path.join(cache_dir, f"logits-{key}")
-    logits = read_cached_logits(folder, (len(ts), num_labels))
-    if logits is not None:
-        return logits
-
-    model, tokenizer = load_teacher(teacher_path, num_labels, model_name)
-    t0 = time.perf_counter()
-    pieces = word_pieces(tokenizer, ts.table, MASK)
-    lengths = teacher_lengths(ts, pieces, max_seq_length)
-    logger.info("teacher inputs: %d distinct words tokenized in %.1fs; %d examples of mean "
-                "%.1f tokens", len(pieces), time.perf_counter() - t0, len(ts), lengths.mean())
-    prefix = os.path.join(cache_dir, f"teacher-{w_hash}", "model")
-
-    def export() -> None:
-        if not is_exported(prefix):
-            os.makedirs(os.path.dirname(prefix), exist_ok=True)
-            export_static(model, INPUTS, prefix)
-    main_first(export)
-    fault_point("teacher exported")
-    run = Predictor(prefix, device, num_threads, precision)
-    order = np.argsort(lengths, kind="stable")
-    chunks = [order[i:i + chunk_size] for i in range(0, len(order), chunk_size)]
-    paths = [os.path.join(folder, f"chunk-{c:05d}.npy") for c in range(len(chunks))]
-    os.makedirs(folder, exist_ok=True)
-    # Data-parallel ranks label every world_size-th chunk; a chunk's logits do not depend on
-    # which rank computed it, so the merged cache is the one a single process writes.
-    mine = range(rank(), len(chunks), world_size())
-    t0, done = time.perf_counter(), 0
-    left = sum(len(chunks[c]) for c in mine)
-    for c in mine:
-        if _load_chunk(paths[c], (len(chunks[c]), num_labels)) is None:
-            idx = chunks[c]
-            data = encode_pieces(tokenizer, ts.examples(idx), pieces, max_seq_length)
-            atomic_save_npy(paths[c], teacher_logits(run, data, batch_size,
-                                                     tokenizer.pad_token_id))
-            fault_point("chunk labelled")
-            done += len(idx)
-            elapsed = time.perf_counter() - t0
-            logger.info("labelled chunk %d/%d | %.0f ex/s | ETA %s", c + 1, len(chunks),
-                        done / elapsed, format_seconds((left - done) * elapsed / done))
-        else:
-            left -= len(chunks[c])
-    barrier()
-    logits = np.zeros((len(ts), num_labels), dtype=np.float32)
-    for c, idx in enumerate(chunks):
-        part = _load_chunk(paths[c], (len(idx), num_labels))
-        if part is None:
-            raise RunError(f"{paths[c]}: missing after labelling (was the cache folder removed "
-                           f"while labelling?)")
-        logits[idx] = part
-    barrier()
-    if is_main():
-        write_cached_logits(folder, logits, {
-            "teacher_weights": weights, "teacher_sha256": w_hash, "transfer_set": ts_key,
-            "max_seq_length": max_seq_length, "precision": precision})
-        for path in paths:
-            os.remove(path)
-    return logits
-
-
-def read_cached_logits(folder: str, shape: tuple[int, int]) -> np.ndarray | None:
-    """A logits cache folder's logits.npy, if its meta.json vouches for it (same bytes)."""
-    final, meta_path = os.path.join(folder, "logits.npy"), os.path.join(folder, "meta.json")
-    meta = read_verified_json(meta_path)
-    if meta is None or not os.path.exists(final):
-        return None
-    logits = np.load(final)
-    if logits.shape == shape and \
-            hashlib.sha256(logits.tobytes()).hexdigest() == meta["logits_sha256"]:
-        logger.info("teacher logits: cached %s", final)
-        return logits
-    logger.warning("%s: does not match %s; labelling again", final, meta_path)
-    return None
-
-
-def write_cached_logits(folder: str, logits: np.ndarray, meta: dict) -> None:
-    """logits.npy, then meta.json (with its checksum) last: its presence marks a whole cache."""
-    os.makedirs(folder, exist_ok=True)
-    atomic_save_npy(os.path.join(folder, "logits.npy"), logits)
-    write_verified_json(os.path.join(folder, "meta.json"), {
-        **meta, "examples": len(logits),
-        "logits_sha256": hashlib.sha256(logits.tobytes()).hexdigest()})
-
-
-def read_teacher_logits(path: str, n: int, num_labels: int) -> np.ndarray:
-    """[n, num_labels] logits from a file computed outside this project for the texts
-    --export_transfer_set wrote: JSONL (`{"id": 7, "logits": [0.1, -0.2]}` per line) or
-    TSV (`7<TAB>0.1<TAB>-0.2`, an `id` header line allowed), one row per transfer example.
-    Every problem names the file and line."""
-    logits = np.zeros((n, num_labels), dtype=np.float32)
-    line_of = np.zeros(n, dtype=np.int64)  # where each id was given (0: not yet)
-    jsonl = None
-    with open(path, "rb") as f:
-        for lineno, line in decoded_lines(f, path):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            if jsonl is None:
-                jsonl = line.lstrip().startswith("{")
-                if not jsonl and line.split("\t")[0].strip() == "id":
-                    continue  # TSV header
-            if jsonl:
-                try:
-                    row = json.loads(line)
-                    i, values = row["id"], row["logits"]
-                except (json.JSONDecodeError, TypeError, KeyError):
-                    raise DataError(f'{where}: expected {{"id": <int>, "logits": [<float>, ...]}}, '
-                                    f"got {line[:80]!r}") from None
-            else:
-                i, *values = line.split("\t")
-            try:
-                i = int(i)
-                values = np.asarray(values, dtype=np.float32)
-            except (ValueError, TypeError):
-                raise DataError(f"{where}: expected an integer id and numbers, "
-                                f"got {line[:80]!r}") from None
-            if values.shape != (num_labels,):
-                raise DataError(f"{where}: {values.size} logits, expected {num_labels} (one per "
-                                f"label of the task)")
-            if not np.isfinite(values).all():
-                raise DataError(f"{where}: logits must be finite numbers, got {values.tolist()}")
-            if not 0 <= i < n:
-                raise DataError(f"{where}: id {i} is not a transfer example (ids 0..{n - 1}); "
-                                f"was the file made for another transfer set?")
-            if line_of[i]:
-                raise DataError(f"{where}: id {i} again (first on line {line_of[i]})")
-            logits[i], line_of[i] = values, lineno
-    missing = np.flatnonzero(line_of == 0)
-    if len(missing):
-        raise DataError(f"{path}: no logits for {len(missing)} of {n} transfer examples (ids "
-                        f"{', '.join(map(str, missing[:5]))}{', ...' if len(missing) > 5 else ''})")
-    return logits
-
-
-def file_logits(path: str, ts_key: str, n: int, num_labels: int, cache_dir: str) -> np.ndarray:
-    """--teacher_logits: the file's logits, checked and then cached beside our own
-    labelling, keyed by the file's content and the transfer set."""
-    f_hash = sha256_file(path)[:16]
-    folder = os.path.join(cache_dir, "logits-" + content_hash({"logits_file": f_hash,
-                                                                 "transfer": ts_key})[:16])
-    logits = read_cached_logits(folder, (n, num_labels))
-    if logits is None:
-        logits = read_teacher_logits(path, n, num_labels)
-        if is_main():
-            write_cached_logits(folder, logits, {"teacher_logits": os.path.abspath(path),
-                                                 "file_sha256": f_hash, "transfer_set": ts_key})
-    return logits
-
-
-def _load_chunk(path: str, shape: tuple[int, int]) -> np.ndarray | None:
-    if not os.path.exists(path):
-        return None
-    try:
-        part = np.load(path)
-        if part.shape == shape and np.isfinite(part).all():
-            return part
-    except ValueError:
-        pass
-    logger.warning("%s: corrupt chunk; labelling it again", path)
-    return None
-
-
-def online_teacher(ts: TransferSet, teacher_path: str, num_labels: int,
-                   model_name: str | None, max_seq_length: int
-                   ) -> Callable[[np.ndarray], dict]:
-    """Batch indices -> {"teacher_logits"}: the eager teacher run on every student batch,
-    as PaddleNLP's example does. Slow; kept only to measure what caching saves."""
-    model, tokenizer = load_teacher(teacher_path, num_labels, model_name)
-    pieces = word_pieces(tokenizer, ts.table, MASK)
-    run = eager_runner(model)
-
-    def logits(idx: np.ndarray) -> dict:
-        data = encode_pieces(tokenizer, ts.examples(idx), pieces, max_seq_length)
-        return {"teacher_logits": run(collate_teacher(data, np.arange(len(idx)),
-                                                      tokenizer.pad_token_id))}
-
-    return logits
-
-
-# ------------------------------------------------------------------------- export
-
-
-def export_teacher(teacher_dir: str, out: str, max_seq_length: int = 128) -> dict:
-    """A teacher directory -> `out`: static graph for Paddle Inference, the tokenizer (and
-    the eager model) beside it, export.json last. Returns export.json's content."""
-    model, tokenizer = load_teacher(teacher_dir, None)
-    export_static(model, INPUTS, os.path.join(out, "model"))
-    save_pretrained(model, tokenizer, out)
-    info = {"kind": "teacher", "max_seq_length": max_seq_length,
-            "num_labels": model.num_labels, "source": os.path.abspath(teacher_dir)}
-    atomic_write_json(os.path.join(out, EXPORT_INFO), info)
-    return info
-
-
-def text_encoder(tokenizer, max_seq_length: int) -> tuple[Callable, Callable]:
-    """(one example's texts -> teacher ids, a list of those -> a padded batch)."""
-    def encode(texts: tuple[str, ...]) -> dict:
-        enc = encode_for_teacher(tokenizer, [texts], max_seq_length)
-        return {"input_ids": enc.input_ids[0], "token_type_ids": enc.token_type_ids[0]}
-
-    def collate(items: list[dict]) -> dict:
-        data = TeacherEncoded([i["input_ids"] for i in items],
-                              [i["token_type_ids"] for i in items], None)
-        return collate_teacher(data, np.arange(len(items)), tokenizer.pad_token_id)
-
-    return encode, collate
-
-
-# ---------------------------------------------------------------------- fine-tuning
+# ------------------------------------------------------------- compiled, bf16
 
 
 class Bf16Linear(paddle.nn.Linear):
@@ -558,7 +317,8 @@ class Bf16Linear(paddle.nn.Linear):
     def forward(self, x):
         if paddle.in_dynamic_mode():
             return F.linear(x, self.weight, self.bias)
-        # As a 2-D matmul: oneDNN's bf16 matmul of a 3-D input is ~10x slower here.
+        # As a 2-D matmul: oneDNN's bf16 matmul of a 3-D input is far slower
+        # (docs/benchmarks.md).
         rows = x.reshape([-1, x.shape[-1]]).astype(paddle.bfloat16)
         y = paddle.matmul(rows, self.weight.astype(paddle.bfloat16)).astype(paddle.float32)
         if self.bias is not None:
@@ -579,69 +339,3 @@ def compile_teacher(model: paddle.nn.Layer, bf16: bool = False) -> paddle.nn.Lay
                 layer.__class__ = Bf16Linear
     return paddle.jit.to_static(model, full_graph=True, input_spec=[
         InputSpec([None, None], "int64", name) for name in INPUTS])
-
-
-def load_texts(cfg: Config, task: Task, split: str, limit: int | None) -> list[Example]:
-    examples = load_split(task, split, cfg.data.data_dir)[:limit]
-    if split == "dev" and examples[0].label is None:
-        raise DataError(f"{cfg.data.data_dir or 'paddlenlp'}: the dev split has no labels")
-    return examples
-
-
-def finetune(cfg: Config) -> dict:
-    """Fine-tunes --model_name_or_path on the task with the shared loop; the best
-    checkpoint is saved with `save_pretrained` to --output_dir. Returns results.json's
-    content."""
-    from paddlenlp.transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    d, t = cfg.data, cfg.train
-    task = TASKS[d.task_name]
-    if cfg.teacher.model_name_or_path is None:
-        cfg.teacher.model_name_or_path = DEFAULT_BACKBONE[task.language]
-    resume = prepare_run(cfg.to_dict(), t, cfg.script, TEACHER_CONFIG)
-    backbone = cfg.teacher.model_name_or_path
-    train = load_texts(cfg, task, "train", d.max_train_samples)
-    dev = load_texts(cfg, task, "dev", d.max_eval_samples)
-    tokenizer = from_pretrained(AutoTokenizer, backbone, LOCAL_BACKBONE)
-    train_set = encode_for_teacher(tokenizer, [e.texts for e in train], d.max_seq_length,
-                                   [e.label for e in train])
-    dev_set = encode_for_teacher(tokenizer, [e.texts for e in dev], d.max_seq_length,
-                                 [e.label for e in dev])
-    lengths = train_set.lengths()
-    logger.info("%s: %d train / %d dev examples; train average %.1f tokens (max %d after "
-                "truncation at %d)", task.name, len(train_set), len(dev_set), lengths.mean(),
-                lengths.max(), d.max_seq_length)
-    pad_id = tokenizer.pad_token_id
-
-    def epoch_batches(epoch: int) -> list[np.ndarray]:
-        return make_batches(lengths, t.batch_size, np.random.default_rng([t.seed, epoch]),
-                            bucket=not t.no_bucketing)
-
-    dev_batches = [collate_teacher(dev_set, idx, pad_id)
-                   for idx in make_batches(dev_set.lengths(), t.eval_batch_size, None)]
-    with paddle.utils.unique_name.guard():
-        model = from_pretrained(AutoModelForSequenceClassification, backbone, LOCAL_BACKBONE,
-                                num_classes=task.num_labels)
-        logger.info("teacher %s: %s parameters", backbone, f"{count_parameters(model):,}")
-        cpu_bf16 = t.amp == "bf16" and t.device == "cpu"
-        if cfg.teacher.to_static or cpu_bf16:  # same parameters, a compiled graph per mode
-            model = compile_teacher(model, bf16=cpu_bf16)
-        start_run(cfg.to_dict(), t, TEACHER_CONFIG)
-
-        def save_best(results: dict) -> None:
-            model.set_state_dict(load_checkpoint(os.path.join(t.output_dir, BEST))["model"])
-            save_pretrained(model, tokenizer, t.output_dir)
-            logger.info("best teacher saved with save_pretrained in %s", t.output_dir)
-
-        optimizer, scheduler = build_optimizer(t, model, total_steps(t, len(epoch_batches(0))))
-        results = fit(model, optimizer, t, epoch_batches=epoch_batches,
-                      collate=lambda idx: collate_teacher(train_set, idx, pad_id),
-                      dev_batches=dev_batches, forward=teacher_forward, loss_fn=cross_entropy,
-                      metric_names=task.metrics, resume=resume, scheduler=scheduler,
-                      checkpoint_extra={"config": cfg.to_dict()},
-                      results_extra={"task": task.name, "backbone": backbone,
-                                     "num_params": count_parameters(model),
-                                     "train_examples": len(train_set),
-                                     "dev_examples": len(dev_set)},
-                      finish=save_best)
-    return results

@@ -36,11 +36,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import cpu  # noqa: E402,F401  (before Paddle: sets MKL's CPU type)
 import paddle  # noqa: E402
 from data import TASKS, load_split  # noqa: E402
-from engines import OnnxPredictor, Predictor, eager_runner, export_static  # noqa: E402
-from model import BiLSTMStudent  # noqa: E402
-from student import (collate_ids, export_student_onnx, load_student,  # noqa: E402
-                     quantize_student_onnx, student_inputs)
-from teachers import INPUTS, collate_teacher, encode_for_teacher, load_teacher  # noqa: E402
+from engines import OnnxPredictor, Predictor, eager_runner  # noqa: E402
+from model import BiLSTMStudent, student_inputs  # noqa: E402
+from model_io import (Collate, Encode, export_static, export_student_onnx,  # noqa: E402
+                      load_model, quantize_student_onnx, teacher_text_encoder)
+from teachers import INPUTS, load_teacher  # noqa: E402
 from utils import atomic_write_json, count_parameters, cpu_threads  # noqa: E402
 
 BATCH_SIZES = (1, 32, 256)
@@ -191,38 +191,33 @@ def main() -> None:
             return order, [collate(order[j:j + bs]) for j in range(0, len(order), bs)]
         return batches_of
 
-    def student_batches(loaded, examples) -> tuple[Callable, float]:
-        """Batches of `examples` as a student reads them, and their mean length in words."""
-        ids = [loaded.encode(e.texts) for e in examples]
-        lengths = [max(len(x) for x in it["ids"]) for it in ids]
-        return (sorted_batches(lengths, lambda idx: collate_ids([ids[i] for i in idx])),
+    def model_batches(encode: Encode, collate: Collate, examples) -> tuple[Callable, float]:
+        """Batches of `examples` as a model reads them, and their mean length (a student's
+        words, a teacher's word pieces): an example's length is its padded width alone."""
+        items = [encode(e.texts) for e in examples]
+        lengths = [collate([it])["input_ids"].shape[1] for it in items]
+        return (sorted_batches(lengths, lambda idx: collate([items[i] for i in idx])),
                 float(np.mean(lengths)))
-
-    def teacher_batches(examples) -> tuple[Callable, float]:
-        """Batches of `examples` as a teacher reads them, and their mean length in pieces."""
-        enc = encode_for_teacher(tok, [e.texts for e in examples], 128)
-        return (sorted_batches(enc.lengths(), lambda idx: collate_teacher(enc, idx,
-                                                                         tok.pad_token_id)),
-                float(enc.lengths().mean()))
 
     # (name, run directory, model, inputs, timed batches, scored batches (all dev texts;
     # None: random weights), precisions of its exported path)
     models, students, mean_words = [], [], []
     for source in args.student:
-        loaded = load_student(source)
+        loaded = load_model(source)
         config = loaded.model.config
         kind = "CNN" if config.kind == "cnn" else "BiLSTM"
         same = [n for n in students if n.startswith(kind)]
         name = f"{kind} student" + (f" {len(same) + 1}" if same else "")
-        timed, words = student_batches(loaded, dev)
+        timed, words = model_batches(loaded.encode, loaded.collate, dev)
         mean_words.append(words)
         models.append((name, source, loaded.model, student_inputs(config.pair), timed,
-                       student_batches(loaded, dev_all)[0], ["fp32"]))
+                       model_batches(loaded.encode, loaded.collate, dev_all)[0], ["fp32"]))
         students.append(name)
     precisions = ["fp32", "bf16"] if bf16 else ["fp32"]
-    timed, pieces = teacher_batches(dev)
+    teacher_text = teacher_text_encoder(tok, 128)
+    timed, pieces = model_batches(*teacher_text, dev)
     models.append(("fine-tuned teacher", args.teacher, teacher, INPUTS, timed,
-                   teacher_batches(dev_all)[0], precisions))
+                   model_batches(*teacher_text, dev_all)[0], precisions))
     if not args.no_bert_base:
         from paddlenlp.transformers import BertConfig, BertForSequenceClassification
 

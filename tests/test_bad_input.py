@@ -102,9 +102,9 @@ def _corrupt_cache(ctx: Ctx, pattern: str, damage) -> None:
 
 def _labelled_in_chunks(ctx: Ctx) -> None:
     """Labelling killed after its first chunk, the chunk then damaged, the run again."""
-    import teachers
+    import logits
 
-    real = teachers.teacher_logits
+    real = logits.teacher_logits
     calls = []
 
     def stop_after_one(*a, **kw):
@@ -113,12 +113,12 @@ def _labelled_in_chunks(ctx: Ctx) -> None:
         calls.append(1)
         return real(*a, **kw)
 
-    teachers.teacher_logits = stop_after_one
+    logits.teacher_logits = stop_after_one
     try:
         with pytest.raises(KeyboardInterrupt):
             ctx.distill("--label_chunk_size", "20")
     finally:
-        teachers.teacher_logits = real
+        logits.teacher_logits = real
     [chunk] = list((ctx.tmp / "cache").glob("logits-*/chunk-00000.npy"))
     chunk.write_bytes(b"\x93NUMPY garbage")
     ctx.distill("--label_chunk_size", "20", "--overwrite_output_dir")
@@ -363,7 +363,7 @@ def _convert_empty(c: Ctx):
 def student(tmp_path_factory, mrpc_rows):
     """A tiny trained student (single sentence, exported) and a tiny pair run."""
     import small
-    from inference import export_model
+    from model_io import export_model
 
     root = tmp_path_factory.mktemp("bad_input_student")
     d = write_sst2(root / "sst2", 40, 10)

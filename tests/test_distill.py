@@ -8,7 +8,7 @@ import paddle
 import pytest
 
 import bert_distill
-import teachers
+import logits as logits_module
 from conftest import predicted_labels, sst2_dev
 from losses import balance_weights, distill_loss, mse, soft_ce
 
@@ -150,7 +150,7 @@ def test_interrupted_labelling_resumes_where_it_stopped(tiny_teacher, sst2_dir, 
     run_distill(tmp_path / "ref", tiny_teacher, sst2_dir, "--max_steps", "1")
     [ref_path] = logits_files(tmp_path / "ref" / "cache")
     calls, killed = [], []
-    real = teachers.teacher_logits
+    real = logits_module.teacher_logits
 
     def flaky(run, data, *a, **kw):
         calls.append(len(data))
@@ -159,7 +159,7 @@ def test_interrupted_labelling_resumes_where_it_stopped(tiny_teacher, sst2_dir, 
             raise Killed  # stopped while labelling the third chunk
         return real(run, data, *a, **kw)
 
-    monkeypatch.setattr(teachers, "teacher_logits", flaky)
+    monkeypatch.setattr(logits_module, "teacher_logits", flaky)
     with pytest.raises(Killed):
         run_distill(tmp_path, tiny_teacher, sst2_dir, "--max_steps", "1", "--label_chunk_size", "100")
     folder = next((tmp_path / "cache").glob("logits-*"))
@@ -195,15 +195,17 @@ def test_distill_pair_task_with_pos_and_baseline(tiny_teacher, mrpc_dir, tmp_pat
 
 def test_online_teacher_gives_the_cached_logits(tiny_teacher, sst2_dir, tmp_path):
     """PaddleNLP's way (the eager teacher on every batch) computes what the cache holds."""
-    from teachers import online_teacher
+    from logits import OnlineTeacher
 
     run_distill(tmp_path, tiny_teacher, sst2_dir, "--max_steps", "1")
     [path] = logits_files(tmp_path / "cache")
     ts = cached_transfer(tmp_path / "cache")
-    logits = online_teacher(ts, str(tiny_teacher), 2, None, 128)
+    source = OnlineTeacher(str(tiny_teacher), None, 128)
+    assert source.key("any transfer set") is None  # never cached
+    logits, _ = source.label(ts, "any transfer set", 2, None)
     cached = np.load(path)
     for idx in np.array_split(np.random.default_rng(0).permutation(len(ts)), 7):
-        np.testing.assert_allclose(logits(idx)["teacher_logits"], cached[idx], atol=1e-5)
+        np.testing.assert_allclose(logits[idx], cached[idx], atol=1e-5)
     results = bert_distill.main(
         ["--task_name", "sst-2", "--data_dir", str(sst2_dir), "--teacher_path", str(tiny_teacher),
          "--output_dir", str(tmp_path / "o"), "--n_iter", "1", "--p_pos", "0", "--emb_dim", "8",
@@ -303,7 +305,7 @@ def test_baseline_differs_in_settings_not_in_path_spelling(tmp_path, monkeypatch
 def test_cnn_student_distils_on_the_cached_logits(tiny_teacher, sst2_dir, tmp_path):
     """--student cnn: the same transfer set and cached logits as the BiLSTM; the run saves
     a CNN that reloads from its checkpoint."""
-    from student import student_from_checkpoint
+    from model_io import student_from_checkpoint
 
     run_distill(tmp_path, tiny_teacher, sst2_dir, "--max_steps", "2", out="lstm")
     [logits] = logits_files(tmp_path / "cache")

@@ -84,7 +84,7 @@ def test_onnx_export_equals_the_eager_model(pair, kw, tmp_path):
     CNN: masks, widths wider than a text; pair features) computes exactly what the Paddle
     model does, padding included, on ragged batches."""
     from engines import OnnxPredictor
-    from student import export_student_onnx
+    from model_io import export_student_onnx
 
     m = _model(pair=pair, **kw)
     export_student_onnx(m, str(tmp_path / "m.onnx"))

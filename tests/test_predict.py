@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 import small
-from inference import LineError, export_model, predict
+from data import LineError
+from inference import predict
+from model_io import export_model
 
 TINY = ["--emb_dim", "16", "--hidden_size", "16", "--fc_size", "16", "--batch_size", "16",
         "--lr", "0.01", "--dropout", "0.1", "--device", "cpu", "--max_epoch", "6"]

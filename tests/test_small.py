@@ -73,7 +73,7 @@ def test_pair_run_reports_accuracy_and_f1(mrpc_dir, tmp_path):
     from sklearn.metrics import accuracy_score, f1_score
 
     from data import TASKS, load_split
-    from inference import load_model
+    from model_io import load_model
 
     results = run(mrpc_dir, tmp_path / "mrpc", "--max_epoch", "8", task="mrpc")
     assert {"acc", "f1", "precision", "recall", "loss"} <= set(results["dev"])

@@ -168,7 +168,8 @@ def test_word_encoder_matches_tokenizer_and_truncates_pairs(tiny_teacher):
 
 
 def test_predictor_labels_equal_eager(tiny_teacher, tmp_path):
-    from engines import Predictor, export_static
+    from engines import Predictor
+    from model_io import export_static
     from teachers import INPUTS, eager_runner, encode_for_teacher, load_teacher, teacher_logits
 
     model, tok = load_teacher(str(tiny_teacher), 2)

@@ -11,7 +11,7 @@ import pytest
 
 import bert_distill
 from data import DataError
-from teachers import read_teacher_logits
+from logits import read_teacher_logits
 from test_distill import cached_transfer, logits_files, run_distill
 
 # A stand-alone labeller, as a user would write one for their own model: reads the
@@ -73,7 +73,7 @@ def test_several_teachers_are_averaged_each_cached_once(tiny_teacher, sst2_dir, 
 
     import paddle
 
-    import teachers
+    import logits
 
     other = tmp_path / "teacher2"  # the same teacher with another classifier bias
     shutil.copytree(tiny_teacher, other)
@@ -95,7 +95,7 @@ def test_several_teachers_are_averaged_each_cached_once(tiny_teacher, sst2_dir, 
         seen.update(extra)
         return {"stopped": "before training"}
 
-    monkeypatch.setattr(teachers, "teacher_logits", no_labelling)
+    monkeypatch.setattr(logits, "teacher_logits", no_labelling)
     monkeypatch.setattr(bert_distill, "train_student", spy)
     run_distill(tmp_path, tiny_teacher, sst2_dir, "--teacher_path", str(tiny_teacher), str(other),
                 out="both")
@@ -113,7 +113,8 @@ def test_student_runs_teach_as_an_ensemble(tiny_teacher, sst2_dir, tmp_path, mon
     import small
     from augment import student_view
     from data import UNK, Vocab, collate, make_batches
-    from student import student_forward, student_from_checkpoint
+    from model_io import student_from_checkpoint
+    from student import student_forward
 
     runs = []
     for kind in ("bilstm", "cnn"):
