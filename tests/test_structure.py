@@ -1,6 +1,7 @@
-"""The layout promises: entry points are never imported by library code, a student is rebuilt
-from a checkpoint in one place, file-only scripts start without Paddle, and a log line
-prints once on a terminal."""
+"""The layout promises: entry points are never imported by library code, no two modules import
+each other (directly or round a cycle), a student is rebuilt from a checkpoint in one place,
+the teacher logits' cache folder is named in one place, file-only scripts start without
+Paddle, and a log line prints once on a terminal."""
 from __future__ import annotations
 
 import ast
@@ -38,10 +39,34 @@ def test_no_module_imports_an_entry_point():
     assert not {p: m for p, m in offenders.items() if m}
 
 
+def test_no_import_cycle():
+    modules = {os.path.basename(p)[:-3]: s for p, s in sources("*.py").items()}
+    graph = {m: imported_modules(s) & set(modules) - {m} for m, s in modules.items()}
+
+    def reachable(start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for d in graph[todo.pop()] - seen:
+                seen.add(d)
+                todo.append(d)
+        return seen
+
+    assert not sorted(m for m in graph if m in reachable(m))
+
+
 def test_a_student_is_rebuilt_from_a_checkpoint_in_one_place():
     places = [os.path.relpath(p, ROOT) for p, s in sources("*.py", "bench/*.py").items()
               for _ in range(s.count("StudentConfig(**"))]
     assert places == ["model_io.py"]
+
+
+def test_the_logits_cache_folder_is_named_in_one_place():
+    """Every teacher source's logits go through logits.logits_folder; the student module
+    needs no teacher."""
+    places = [os.path.relpath(p, ROOT) for p, s in sources("*.py", "bench/*.py").items()
+              for _ in range(s.count('"logits-') + s.count("'logits-"))]
+    assert places == ["logits.py"]
+    assert "teachers" not in imported_modules(open(os.path.join(ROOT, "student.py")).read())
 
 
 def test_file_only_scripts_do_not_import_paddle():
