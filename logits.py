@@ -49,9 +49,10 @@ class Source(Protocol):
         """The cache key of its logits for transfer set `ts_key`; None: never cached."""
 
     def label(self, ts: TransferSet, ts_key: str, num_labels: int, folder: str | None
-              ) -> tuple[np.ndarray, dict]:
+              ) -> tuple[np.ndarray | OnlineLogits, dict]:
         """([len(ts), num_labels] logits, what the cache's meta.json records about them);
-        `folder` is the cache folder, for the files of an unfinished labelling."""
+        `folder` is the cache folder, for the files of an unfinished labelling (None when
+        never cached)."""
 
 
 # ------------------------------------------------------------------------- sources
@@ -199,7 +200,7 @@ class OnlineTeacher:
     def key(self, ts_key: str) -> None:
         return None
 
-    def label(self, ts: TransferSet, ts_key: str, num_labels: int, folder: None
+    def label(self, ts: TransferSet, ts_key: str, num_labels: int, folder: str | None
               ) -> tuple[OnlineLogits, dict]:
         model, tokenizer = load_teacher(self.path, num_labels, self.model_name)
         return OnlineLogits(ts, model, tokenizer, self.max_seq_length), {}
@@ -242,10 +243,10 @@ def teacher_sources(k: DistillArgs, t: TrainArgs, task_name: str, cache_dir: str
 
 
 def label_transfer_set(sources: Sequence[Source], ts: TransferSet, ts_key: str,
-                       num_labels: int, cache_dir: str) -> np.ndarray:
+                       num_labels: int, cache_dir: str) -> np.ndarray | OnlineLogits:
     """[len(ts), num_labels] teacher logits: each source's, cached (`cached_logits`); several
     sources: Hinton et al.'s ensemble, the mean of their logits."""
-    def one(source: Source) -> np.ndarray:
+    def one(source: Source) -> np.ndarray | OnlineLogits:
         return cached_logits(source, ts, ts_key, num_labels, cache_dir)
 
     logits = [one(s) if s.parallel else main_first(lambda: one(s)) for s in sources]
@@ -258,7 +259,7 @@ def logits_folder(cache_dir: str, key: str) -> str:
 
 
 def cached_logits(source: Source, ts: TransferSet, ts_key: str, num_labels: int,
-                  cache_dir: str) -> np.ndarray:
+                  cache_dir: str) -> np.ndarray | OnlineLogits:
     """The source's logits from its cache folder when its meta.json vouches for them;
     otherwise labelled, then cached (by the main process), then the chunk files of a
     resumable labelling removed."""
