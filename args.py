@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from tasks import TASKS
+from utils import UserError
 
 
-class ArgError(ValueError):
+class ArgError(UserError):
     def __init__(self, flag: str, message: str):
         super().__init__(f"--{flag}: {message}")
 
@@ -248,7 +249,7 @@ class DistillArgs:
                                  "ranks share", runtime=True)
     label_precision: str = flag("fp32", "teacher labelling precision: fp32; bf16 on CPU "
                                 "(faster on short inputs on CPUs with avx512_bf16 or AMX; "
-                                "logits differ by ~1e-2); fp16 on GPU",
+                                "logits differ slightly: docs/benchmarks.md); fp16 on GPU",
                                 choices=["fp32", "bf16", "fp16"])
     kd_loss: str = flag("mse", "distillation loss on the teacher's logits: mse (Tang et al.) "
                         "or soft_ce (Hinton et al., with --temperature)",
@@ -359,12 +360,14 @@ def _help(text: str, default: Any) -> str:
 
 
 def build_parser(groups: Sequence[str], description: str = "",
-                 defaults: dict[str, Any] | None = None) -> argparse.ArgumentParser:
+                 defaults: dict[str, Any] | None = None,
+                 parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser,
+                 prog: str | None = None) -> argparse.ArgumentParser:
     """`defaults` overrides the dataclass defaults for one entry point (the teacher trains
     with AdamW, batch 32, 3 epochs)."""
     defaults = defaults or {}
-    parser = argparse.ArgumentParser(description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = parser_class(description=description, prog=prog,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
     for g in groups:
         cls = GROUPS[g]
         hints = typing.get_type_hints(cls)
@@ -384,22 +387,48 @@ def build_parser(groups: Sequence[str], description: str = "",
     return parser
 
 
-def parse_config(script: str, groups: Sequence[str], argv: Sequence[str] | None = None,
-                 description: str = "", defaults: dict[str, Any] | None = None,
+# Each training script's flag groups, and the defaults it changes.
+SCRIPT_GROUPS = {"small": ("data", "student", "train"),
+                 "teacher": ("data", "teacher", "train"),
+                 "bert_distill": ("data", "student", "augment", "distill", "train")}
+SCRIPT_DEFAULTS = {"teacher": TEACHER_DEFAULTS}
+
+
+def parse_config(script: str, argv: Sequence[str] | None = None, description: str = "",
                  output_root: str | None = None) -> Config:
-    """argv -> validated Config; exits with a usage message naming the flag on bad input."""
-    parser = build_parser(groups, description, defaults)
-    ns = vars(parser.parse_args(argv))
+    """argv -> validated Config of `script` (a key of SCRIPT_GROUPS); exits with a usage
+    message naming the flag on bad input."""
+    parser = build_parser(SCRIPT_GROUPS[script], description, SCRIPT_DEFAULTS.get(script))
     try:
-        parts = {g: GROUPS[g](**{f.name: ns[f.name] for f in dataclasses.fields(GROUPS[g])})
-                 for g in groups}
-        cfg = Config(script=script, **parts)
+        cfg = _config(script, vars(parser.parse_args(argv)))
     except ArgError as e:
         parser.error(str(e))
     if cfg.train.output_dir is None:
         cfg.train.output_dir = os.path.join(output_root or os.path.join("output", script),
                                             cfg.data.task_name)
     return cfg
+
+
+def _config(script: str, ns: dict) -> Config:
+    parts = {g: GROUPS[g](**{f.name: ns[f.name] for f in dataclasses.fields(GROUPS[g])})
+             for g in SCRIPT_GROUPS[script]}
+    return Config(script=script, **parts)
+
+
+class _RaisingParser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UserError(f"{self.prog}: {message}")
+
+
+def check_flags(script: str, argv: Sequence[str]) -> None:
+    """Raises UserError naming the flag when argv is not valid for `script`: how the
+    pipeline checks every stage's flags before the first one starts."""
+    parser = build_parser(SCRIPT_GROUPS[script], defaults=SCRIPT_DEFAULTS.get(script),
+                          parser_class=_RaisingParser, prog=f"{script}.py")
+    try:
+        _config(script, vars(parser.parse_args(argv)))
+    except ArgError as e:
+        raise UserError(f"{script}.py: {e}") from None
 
 
 SEEDS = {("train", "seed"), ("augment", "augment_seed")}

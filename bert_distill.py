@@ -38,8 +38,7 @@ logger = logging.getLogger(__name__)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    cfg = parse_config("bert_distill", ["data", "student", "augment", "distill", "train"], argv,
-                       __doc__)
+    cfg = parse_config("bert_distill", argv, __doc__)
     k, t, aug = cfg.distill, cfg.train, cfg.augment
     task = TASKS[cfg.data.task_name]
     aug.n_iter = task.n_iter if aug.n_iter is None else aug.n_iter

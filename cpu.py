@@ -2,10 +2,9 @@
 module first.
 
 Paddle's bundled MKL takes slow code paths on CPUs that are not Intel's unless
-MKL_DEBUG_CPU_TYPE=5 is in the environment when it loads. Measured on an AMD EPYC (Zen 5,
-AVX-512), one thread: paddle.matmul [64,150]x[150,600] at 33-46 GFLOP/s by default and
-123-126 with it; BiLSTM training 930 against 1,800 ex/s. Intel CPUs need nothing; a value
-the user set is kept. oneDNN (Paddle Inference) and ONNX Runtime are not affected.
+MKL_DEBUG_CPU_TYPE=5 is in the environment when it loads (measured on an AMD EPYC:
+docs/benchmarks.md). Intel CPUs need nothing; a value the user set is kept. oneDNN
+(Paddle Inference) and ONNX Runtime are not affected.
 """
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from utils import run_cli
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    cfg = parse_config("small", ["data", "student", "train"], argv, __doc__)
+    cfg = parse_config("small", argv, __doc__)
     resume = prepare_run(cfg.to_dict(), cfg.train, cfg.script)
     data = load_data(cfg.data)
     vocab = make_vocab(cfg.data, data)

@@ -17,9 +17,10 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import cpu
+from args import check_flags
 from data import TASKS, Task, load_split
 from runs import EXPORT_INFO, LAST, MODEL_STATE, RESULTS, exists, read_json
 from utils import UserError, atomic_write_json, fault_point, format_seconds, setup_logging
@@ -33,44 +34,63 @@ GLOVE_50D = "glove.wiki2014-gigaword.target.word-word.dim50.en"  # GloVe 6B 50d
 
 @dataclass(frozen=True)
 class Preset:
+    """A preset's settings: each a {flag: value} override of a script's defaults, checked
+    with the script's own flag rules before the first stage starts."""
+
     backbone: dict[str, str]  # language -> backbone name (or "minilm": convert from PyPI)
     embedding_name: dict[str, str]  # language -> paddlenlp TokenEmbedding name
-    teacher_args: Callable[[int], list[str]]  # training-set size -> teacher.py flags
-    distill_args: list[str] = field(default_factory=list)
-    student_args: list[str] = field(default_factory=list)  # small.py and bert_distill.py
+    teacher: dict[str, Any]  # teacher.py
+    teacher_small_set: dict[str, Any] | None = None  # teacher.py on <= SMALL_SET examples
+    student: dict[str, Any] = field(default_factory=dict)  # small.py and bert_distill.py
+    distill: dict[str, Any] = field(default_factory=dict)  # bert_distill.py only
+
+    def teacher_for(self, n_train: int) -> dict[str, Any]:
+        return self.teacher_small_set if self.teacher_small_set and n_train <= SMALL_SET \
+            else self.teacher
+
+
+SMALL_SET = 20000  # training examples: one teacher epoch is not enough below this
+
+
+def as_flags(settings: dict[str, Any]) -> list[str]:
+    """{flag: value} -> argv: True is a bare switch, a list several values."""
+    out: list[str] = []
+    for name, v in settings.items():
+        out += [f"--{name}"] if v is True else \
+            [f"--{name}", *map(str, v)] if isinstance(v, list) else [f"--{name}", str(v)]
+    return out
+
+
+PRESETS = {
+    # Tang et al.: bert-base teacher, n_iter 20 (10 for pairs), 300-d Google-News word2vec.
+    "paper": Preset({"en": "bert-base-uncased", "zh": "bert-base-chinese"},
+                    {"en": GOOGLE_NEWS}, teacher={"max_epoch": 3, "lr": 2e-5}),
+    # A 2-core CPU in a few hours: MiniLM-L6 (PyPI), 50-d GloVe. One epoch of MiniLM at lr
+    # 1e-4 reaches 0.89 on SST-2 (67k sentences), evaluated every 300 steps; small training
+    # sets such as MRPC (3.7k pairs) need a few epochs. The distilled student trains at most
+    # 4 epochs (on SST-2, 4 x 0.9M transfer examples) and stops after 2 without a better dev
+    # score, so 3 seeds fit in a few hours. The baseline is cheap and keeps all 10 epochs:
+    # stopped after 2, its seed 2 on SST-2 ended at epoch 3, under-trained.
+    "cpu": Preset({"en": "minilm"}, {"en": GLOVE_50D},
+                  teacher={"lr": 1e-4, "max_epoch": 1, "eval_steps": 300},
+                  teacher_small_set={"lr": 1e-4, "max_epoch": 5},
+                  distill={"max_epoch": 4, "early_stopping_patience": 2}),
+    # The cpu preset cut to about 15 minutes on 2 cores: 600 teacher steps, a transfer set of
+    # n_iter 4 with half the loss on the gold labels of the originals (on so small a set it
+    # measured better than MSE alone: docs/results.md), students stopped after 2 epochs
+    # without a better dev score.
+    "quick": Preset({"en": "minilm"}, {"en": GLOVE_50D},
+                    teacher={"lr": 1e-4, "max_steps": 600, "eval_steps": 300},
+                    teacher_small_set={"lr": 1e-4, "max_epoch": 3},
+                    distill={"n_iter": 4, "alpha": 0.5},
+                    student={"max_epoch": 4, "early_stopping_patience": 2}),
+}
 
 
 # The pipeline benches what it trained: the student's paths and its own teacher on 300 dev
 # texts (about a minute). The bert-base-shaped comparison (110M parameters; most of a job's
 # memory and a quarter of its time) is bench/inference.py's, run by hand.
 PIPELINE_BENCH = ["--no_bert_base", "--min_seconds", "0.5", "--n", "300"]
-
-
-PRESETS = {
-    # Tang et al.: bert-base teacher, n_iter 20 (10 for pairs), 300-d Google-News word2vec.
-    "paper": Preset({"en": "bert-base-uncased", "zh": "bert-base-chinese"},
-                    {"en": GOOGLE_NEWS},
-                    lambda n: ["--max_epoch", "3", "--lr", "2e-5"]),
-    # A 2-core CPU in a few hours: MiniLM-L6 (PyPI), 50-d GloVe. One epoch of MiniLM at lr
-    # 1e-4 reaches 0.89 on SST-2 (67k sentences), evaluated every 300 steps; small training
-    # sets such as MRPC (3.7k pairs) need a few epochs. The distilled student trains at most
-    # 4 epochs (on SST-2, 4 x 0.9M transfer examples) and stops after 2 without a better dev
-    # score, so 3 seeds fit in a few hours. The baseline is cheap and keeps all 10 epochs:
-    # stopped after 2, its seed 2 on SST-2 ended at epoch 3 with 0.770, under-trained.
-    "cpu": Preset({"en": "minilm"}, {"en": GLOVE_50D},
-                  lambda n: ["--lr", "1e-4"] + (["--max_epoch", "1", "--eval_steps", "300"]
-                                                if n > 20000 else ["--max_epoch", "5"]),
-                  distill_args=["--max_epoch", "4", "--early_stopping_patience", "2"]),
-    # The cpu preset cut to about 15 minutes on 2 cores: 600 teacher steps, a transfer set of
-    # n_iter 4 with half the loss on the gold labels of the originals (on so small a set it
-    # measured +1.7 points over MSE alone), students stopped after one epoch without a
-    # better dev score.
-    "quick": Preset({"en": "minilm"}, {"en": GLOVE_50D},
-                    lambda n: ["--lr", "1e-4"] + (["--max_steps", "600", "--eval_steps", "300"]
-                                                  if n > 20000 else ["--max_epoch", "3"]),
-                    distill_args=["--n_iter", "4", "--alpha", "0.5"],
-                    student_args=["--max_epoch", "4", "--early_stopping_patience", "2"]),
-}
 
 
 class PipelineError(UserError):
@@ -143,7 +163,7 @@ def plan(args: argparse.Namespace, out: str) -> list[tuple[str, Callable[[], lis
         vectors = ["--embedding_path", os.path.abspath(args.embedding_path)]
     elif args.embedding_name or task.language in preset.embedding_name:
         vectors = ["--embedding_name", args.embedding_name or preset.embedding_name[task.language]]
-    student = vectors + ["--student", args.student] + preset.student_args + \
+    student = vectors + ["--student", args.student] + as_flags(preset.student) + \
         shlex.split(args.student_args)
 
     stages: list[tuple[str, Callable[[], list[str] | None]]] = []
@@ -159,8 +179,9 @@ def plan(args: argparse.Namespace, out: str) -> list[tuple[str, Callable[[], lis
                            else script("convert.py", "minilm", backbone)))
         n_train = len(load_split(task, "train", args.data_dir))
         n_train = min(n_train, args.max_train_samples or n_train)
-        teacher_args = data + ["--model_name_or_path", backbone, *preset.teacher_args(n_train),
-                               *shlex.split(args.teacher_args)]
+        teacher_flags = as_flags(preset.teacher_for(n_train)) + shlex.split(args.teacher_args)
+        check_flags("teacher", data + teacher_flags)  # before any stage starts
+        teacher_args = data + ["--model_name_or_path", backbone, *teacher_flags]
         stages.append(("teacher", lambda: training_stage("teacher.py", teacher_dir, teacher_args)))
     # One baseline and one distilled student per seed, all on one transfer set (so the
     # teacher labels it once): the seeds vary initialisation, data order and dropout.
@@ -171,11 +192,13 @@ def plan(args: argparse.Namespace, out: str) -> list[tuple[str, Callable[[], lis
         suffix, seed_args = ("", []) if seed is None else (f"-seed{seed}", ["--seed", str(seed)])
         small_dir, distill_dir = os.path.join(run_dir, "small"), os.path.join(run_dir, "bert_distill")
         small_args = data + student + seed_args
+        distill_flags = as_flags(preset.distill) + shlex.split(args.distill_args)
+        check_flags("small", small_args)  # before any stage starts
+        check_flags("bert_distill", small_args + distill_flags)
         distill_args = data + student + seed_args + [
             "--teacher_path", teacher_dir, "--baseline_dir", small_dir,
             "--cache_dir", os.path.join(out, "cache"),
-            *(["--augment_seed", str(args.seeds[0])] if args.seeds else []),
-            *preset.distill_args, *shlex.split(args.distill_args)]
+            *(["--augment_seed", str(args.seeds[0])] if args.seeds else []), *distill_flags]
         stages.append((f"baseline{suffix}", functools.partial(
             training_stage, "small.py", small_dir, small_args)))
         stages.append((f"distill{suffix}", functools.partial(

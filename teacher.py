@@ -12,14 +12,13 @@ import cpu  # noqa: F401  (first: sets MKL's CPU type before Paddle loads)
 
 from typing import Sequence
 
-from args import TEACHER_DEFAULTS, TEACHER_ROOT, parse_config
+from args import TEACHER_ROOT, parse_config
 from finetune import finetune
 from utils import run_cli
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    cfg = parse_config("teacher", ["data", "teacher", "train"], argv, __doc__, TEACHER_DEFAULTS,
-                       output_root=TEACHER_ROOT)
+    cfg = parse_config("teacher", argv, __doc__, output_root=TEACHER_ROOT)
     return finetune(cfg)
 
 

@@ -252,6 +252,16 @@ class TrainState:
     window_loss: float = 0.0
     window_examples: int = 0
 
+    def advance(self, b: int, n_batches: int, n: int, seconds: float, loss_sum: float) -> None:
+        """Batch b of the epoch's n_batches done: n examples in `seconds`."""
+        self.step, self.batch = self.step + 1, b + 1
+        self.examples += n
+        self.train_seconds += seconds
+        self.window_loss += loss_sum
+        self.window_examples += n
+        if b + 1 == n_batches:
+            self.epoch, self.batch = self.epoch + 1, 0
+
 
 @dataclass
 class Loop:
@@ -427,17 +437,11 @@ def fit(model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer, train: Tr
             t0 = time.perf_counter()
             # Dropout masks depend on (seed, step) only, so a resumed run replays them.
             paddle.seed(train.seed * 1_000_003 + state.step)
-            window_loss, loss = train_step(loop, batches[b], collate, state.step)
-            state.step, state.batch = state.step + 1, b + 1
-            state.examples += len(batches[b])
+            loss_sum, loss = train_step(loop, batches[b], collate, state.step)
             dt = time.perf_counter() - t0
-            state.train_seconds += dt
+            state.advance(b, len(batches), len(batches[b]), dt, loss_sum)
             sec_per_step = dt if sec_per_step is None else 0.95 * sec_per_step + 0.05 * dt
-            state.window_loss += window_loss
-            state.window_examples += len(batches[b])
             loop.progress.update(loss, len(batches[b]) / dt)
-            if b + 1 == len(batches):
-                state.epoch, state.batch = state.epoch + 1, 0
             step = state.step
             if step % train.logging_steps == 0 or step == loop.n_steps:
                 log_train(loop, state, time.perf_counter() - window_start, sec_per_step)

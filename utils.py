@@ -75,8 +75,7 @@ def cpu_threads() -> int:
 def setup_device(device: str, num_threads: int | None = None) -> None:
     """Selects the device and, under `paddle.distributed.launch`, joins the process group.
     On CPU uses `num_threads` math threads (default: cpu_threads(), shared among the
-    processes of the job). Paddle's CPU kernels otherwise run on one thread (1.7x slower
-    here)."""
+    processes of the job). Paddle's CPU kernels otherwise run on one thread."""
     import paddle
 
     paddle.set_device(device)

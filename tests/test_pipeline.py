@@ -8,6 +8,7 @@ import pytest
 
 import pipeline
 from stages import PipelineError
+from utils import UserError
 from conftest import tiny_vectors
 
 TINY_STUDENT = "--emb_dim 8 --hidden_size 8 --fc_size 8 --max_epoch 2 --num_threads 1"
@@ -26,10 +27,13 @@ def run_pipeline(tmp_path, sst2_dir, backbone, *extra):
 
 def test_pipeline_resumes_a_cut_off_stage_and_reports_failures(tiny_en, sst2_dir, tmp_path):
     out = tmp_path / "p"
-    with pytest.raises(PipelineError, match=r"stage distill failed \(exit 2\); see .*/distill\.log"):
-        run_pipeline(tmp_path, sst2_dir, tiny_en[1], "--distill_args", "--n_iter 2 --alpha 7")
+    (tmp_path / "words.txt").write_text("zzz\n")  # no training word: the stage fails when it runs
+    with pytest.raises(PipelineError, match=r"stage distill failed \(exit 1\): --vocab_path "
+                                            r".*; see .*/distill\.log"):
+        run_pipeline(tmp_path, sst2_dir, tiny_en[1], "--distill_args",
+                     f"--n_iter 2 --vocab_path {tmp_path / 'words.txt'}")
     assert (out / "small" / "results.json").exists()  # earlier stages are kept
-    assert "--alpha: must be in [0, 1]" in (out / "distill.log").read_text()
+    assert "none of its 1 words occurs" in (out / "distill.log").read_text()
     # A stage cut off after a checkpoint resumes instead of starting over.
     os.remove(out / "small" / "results.json")
     state = run_pipeline(tmp_path, sst2_dir, tiny_en[1])
@@ -105,3 +109,30 @@ def test_pipeline_seeds_share_one_teacher_and_one_transfer_set(tiny_en, sst2_dir
         lines = (out / "submission" / model / "SST-2.tsv").read_text().splitlines()
         assert lines[0] == "index\tprediction" and len(lines) == 11
         assert all(l.split("\t")[1] in ("0", "1") for l in lines[1:])
+
+
+@pytest.mark.parametrize("flag, bad, message", [
+    ("--student_args", "--hiden_size 8", r"small\.py: unrecognized arguments: --hiden_size 8"),
+    ("--distill_args", "--alpha 7", r"bert_distill\.py: --alpha: must be in \[0, 1\]"),
+    ("--teacher_args", "--lr x", r"teacher\.py: argument --lr: invalid float value: 'x'"),
+])
+def test_a_bad_stage_flag_fails_before_any_stage_starts(flag, bad, message, tiny_en, sst2_dir,
+                                                        tmp_path):
+    with pytest.raises(UserError, match=message):
+        run_pipeline(tmp_path, sst2_dir, tiny_en[1], flag, bad)
+    assert not (tmp_path / "p" / "pipeline.json").exists()  # no stage ran
+    assert not [f for f in os.listdir(tmp_path / "p") if f.endswith(".log") and
+                f != "pipeline.log"]
+
+
+def test_every_preset_is_valid_for_its_scripts():
+    from args import check_flags
+    from stages import PRESETS, as_flags
+
+    for preset in PRESETS.values():
+        check_flags("teacher", as_flags(preset.teacher))
+        check_flags("teacher", as_flags(preset.teacher_small_set or {}))
+        check_flags("small", as_flags(preset.student))
+        check_flags("bert_distill", as_flags(preset.student) + as_flags(preset.distill))
+    assert as_flags({"lr": 1e-4, "freeze_embedding": True, "filter_sizes": [3, 4]}) == \
+        ["--lr", "0.0001", "--freeze_embedding", "--filter_sizes", "3", "4"]
