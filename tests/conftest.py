@@ -280,8 +280,8 @@ def tiny_zh_teacher(tiny_zh_backbone, tmp_path_factory):
 
 def predicted_labels(model_dir, texts: list[tuple[str, ...]]) -> np.ndarray:
     """Labels a student run (its best checkpoint) or an export gives `texts`, through
-    inference.load_model: a path independent of the training loop's evaluation."""
-    from inference import load_model
+    model_io.load_model: a path independent of the training loop's evaluation."""
+    from model_io import load_model
 
     model = load_model(str(model_dir))
     return np.concatenate([np.asarray(model.run(model.collate([model.encode(t) for t in
