@@ -14,7 +14,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from tasks import TASKS
+from tasks import FORMATS, TASKS, own_task_name
 from utils import UserError
 
 
@@ -38,7 +38,31 @@ def _check(cond: bool, name: str, message: str) -> None:
 
 @dataclass
 class DataArgs:
-    task_name: str = flag("sst-2", "task", choices=sorted(TASKS))
+    task_name: str | None = flag(None, "a built-in task (default: sst-2, unless --train_file "
+                                 "gives your own)", choices=sorted(TASKS))
+    train_file: str | None = flag(None, "your own task: its training file, CSV, TSV or JSONL "
+                                  "(by extension, or --file_format); the label set is its "
+                                  "labels unless --labels gives it", path=True)
+    dev_file: str | None = flag(None, "your own task's dev file, read like --train_file "
+                                "(--validation_file names it too)", path=True,
+                                aliases=["--validation_file"])
+    test_file: str | None = flag(None, "your own task's test file (labels not needed): what "
+                                 "predict.py --format submission predicts", path=True)
+    file_format: str | None = flag(None, "format of your files (default: from the extension: "
+                                   ".csv, .tsv, .jsonl)", choices=list(FORMATS))
+    text_column: list[str] = flag(("text",), "your files' text column, two for sentence pairs: "
+                                  "a header name or JSON key, or a number counted from 0 for "
+                                  "a file without a header")
+    label_column: str = flag("label", "your files' label column (a name, or a number from 0)")
+    id_column: str | None = flag(None, "your files' id column, kept in predictions")
+    labels: list[str] | None = flag(None, "the label set in class-id order, as your files write "
+                                    "the labels (default: the training file's labels, numbers "
+                                    "by value, others sorted)")
+    label_names: list[str] | None = flag(None, "the labels' names in the same order, printed by "
+                                         "predict.py; or one file with a name per line (e.g. "
+                                         "AG News' classes.txt)")
+    language: str | None = flag(None, "your task's language: en (word regex) or zh (jieba "
+                                "words) (default: en)", choices=["en", "zh"])
     data_dir: str | None = flag(None, "folder with the task's official train.tsv / dev.tsv "
                                 "(default: download with paddlenlp.datasets)", path=True)
     max_seq_length: int = flag(128, "longer texts are truncated to this many words (the student) or "
@@ -56,6 +80,25 @@ class DataArgs:
                                       "w2v.google_news.target.word-word.dim300.en")
 
     def __post_init__(self):
+        own = ("dev_file", "test_file", "file_format", "id_column", "labels", "language")
+        if self.train_file is None:
+            for name in own:
+                _check(getattr(self, name) is None, name, "describes your own files: give "
+                       "--train_file too")
+            self.task_name = self.task_name or "sst-2"
+        else:
+            _check(self.task_name is None, "task_name", "give a built-in --task_name or your "
+                   "own --train_file, not both")
+            _check(self.data_dir is None, "data_dir", "built-in tasks only; your own files "
+                   "are named by --train_file and --dev_file")
+            _check(self.dev_file is not None, "dev_file", "your own task needs a dev file too")
+            for name in ("train_file", "dev_file", "test_file"):
+                path = getattr(self, name)
+                _check(path is None or os.path.isfile(path), name, f"{path}: file not found")
+            _check(len(self.text_column) in (1, 2), "text_column",
+                   "one text column, or two for sentence pairs")
+            _check(not self.labels or len(set(self.labels)) == len(self.labels) >= 2,
+                   "labels", "at least two labels, none repeated")
         _check(self.data_dir is None or os.path.isdir(self.data_dir), "data_dir",
                f"{self.data_dir} is not a directory")
         _check(self.max_seq_length >= 1, "max_seq_length", "must be >= 1")
@@ -375,16 +418,22 @@ def build_parser(groups: Sequence[str], description: str = "",
         for f in dataclasses.fields(cls):
             tp = _flag_type(hints[f.name])
             default = defaults.get(f.name, f.default)
+            names = [f"--{f.name}", *f.metadata.get("aliases", [])]
             if tp is bool:
-                group.add_argument(f"--{f.name}", action="store_true", help=f.metadata["help"])
+                group.add_argument(*names, action="store_true", help=f.metadata["help"])
             elif typing.get_origin(tp) is list:
-                group.add_argument(f"--{f.name}", type=typing.get_args(tp)[0], nargs="+",
+                group.add_argument(*names, type=typing.get_args(tp)[0], nargs="+",
                                    default=default, help=_help(f.metadata["help"], default))
             else:
-                group.add_argument(f"--{f.name}", type=tp, default=default,
+                group.add_argument(*names, type=tp, default=default,
                                    choices=f.metadata.get("choices"),
                                    help=_help(f.metadata["help"], default))
     return parser
+
+
+def task_id(d: DataArgs) -> str:
+    """A built-in task's name, or your own task's: its training file's folder."""
+    return d.task_name or own_task_name(d.train_file)
 
 
 # Each training script's flag groups, and the defaults it changes.
@@ -405,7 +454,7 @@ def parse_config(script: str, argv: Sequence[str] | None = None, description: st
         parser.error(str(e))
     if cfg.train.output_dir is None:
         cfg.train.output_dir = os.path.join(output_root or os.path.join("output", script),
-                                            cfg.data.task_name)
+                                            task_id(cfg.data))
     return cfg
 
 

@@ -26,7 +26,7 @@ import paddle
 
 from args import Config, parse_config
 from augment import TransferSet, cached_transfer_set, student_view, write_transfer_texts
-from data import MASK, TASKS, UNK, TaskData, load_data, make_vocab, read_transfer_file
+from data import MASK, UNK, TaskData, load_data, make_vocab, read_transfer_file, task_of
 from losses import balance_weights, distill_loss
 from logits import label_transfer_set, teacher_sources
 from runs import baseline_summary
@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 def main(argv: Sequence[str] | None = None) -> dict:
     cfg = parse_config("bert_distill", argv, __doc__)
     k, t, aug = cfg.distill, cfg.train, cfg.augment
-    task = TASKS[cfg.data.task_name]
+    task = task_of(cfg.data)
     aug.n_iter = task.n_iter if aug.n_iter is None else aug.n_iter
     aug.augment_seed = t.seed if aug.augment_seed is None else aug.augment_seed
     cache_dir = k.cache_dir or os.path.join(t.output_dir, "cache")
@@ -113,8 +113,7 @@ def transfer_set(cfg: Config, data: TaskData, unlabeled: list[tuple[list[str], .
         logger.info("--transfer_file %s: %d unlabeled texts join the %d training examples",
                     cfg.distill.transfer_file, len(unlabeled), len(data.train_words))
     return main_first(lambda: cached_transfer_set(data.train_words + unlabeled,
-                                                  TASKS[cfg.data.task_name].language,
-                                                  cfg.augment, cache_dir))
+                                                  data.task.language, cfg.augment, cache_dir))
 
 
 if __name__ == "__main__":

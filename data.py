@@ -7,6 +7,9 @@ Word vectors are in vectors.py, augmentation (the transfer set) in augment.py.
 from __future__ import annotations
 
 import collections
+import csv
+import io
+import json
 import logging
 import os
 import re
@@ -17,7 +20,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from tasks import TASKS, Layout, Task
+from tasks import TASKS, Column, Layout, Task, metrics_for, own_task_name
 from utils import UserError, atomic_write_text, fetch_failed
 
 if TYPE_CHECKING:
@@ -39,11 +42,11 @@ class LineError(DataError):
 
 @dataclass
 class Example:
-    """One raw example: one text (or two for pair tasks) and its label (None on test)."""
+    """One raw example: one text (or two for pair tasks) and its label id (None on test)."""
 
     texts: tuple[str, ...]
     label: int | None
-    id: str | None = None  # the test file's id column
+    id: str | None = None  # the file's id column, kept in predictions and submissions
 
 
 def decoded_lines(f, path: str, hint: str = "") -> Iterator[tuple[int, str]]:
@@ -56,61 +59,150 @@ def decoded_lines(f, path: str, hint: str = "") -> Iterator[tuple[int, str]]:
             raise DataError(f"{path}:{lineno}: not UTF-8 text ({e.reason}){hint}") from None
 
 
-def read_tsv(path: str, layout: Layout, num_labels: int) -> list[Example]:
-    """Reads one split in its official GLUE / ChnSentiCorp TSV layout, strictly.
+def _csv_rows(f, path: str) -> Iterator[tuple[int, list[str]]]:
+    """(first line, fields) of each CSV record; quoted fields may span lines."""
+    text = io.TextIOWrapper(f, encoding="utf-8-sig", newline="")
+    reader = csv.reader(text, strict=True)
+    start = 1
+    try:
+        for row in reader:
+            yield start, row
+            start = reader.line_num + 1
+    except csv.Error as e:
+        raise DataError(f"{path}:{start}: not valid CSV ({e}); is a quoted field never "
+                        f"closed?") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: near line {start}: not UTF-8 text ({e.reason})") from None
 
-    Texts may contain quotes, so no CSV quoting is applied (as GLUE's own readers do);
-    a BOM at the start is ignored (MRPC's files have one).
-    """
+
+def _rows(f, path: str, fmt: str) -> Iterator[tuple[int, list[str] | dict]]:
+    """(line number, row) of a file: a list of fields (csv, tsv) or an object (jsonl);
+    blank lines skipped."""
+    if fmt == "csv":
+        yield from ((n, row) for n, row in _csv_rows(f, path) if any(c.strip() for c in row))
+        return
+    for lineno, line in decoded_lines(f, path):
+        if not line.strip():
+            continue
+        if fmt == "tsv":
+            yield lineno, line.split("\t")
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{lineno}: not a JSON object ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{lineno}: a JSON {type(row).__name__}, expected an object "
+                            f"with the text and label keys")
+        yield lineno, row
+
+
+def read_table(path: str, layout: Layout) -> Iterator[tuple[int, tuple[str, ...], str | None,
+                                                             str | None]]:
+    """(line, texts, raw label, id) of each row of one split's file, as `layout` says.
+    Every problem names the file and line (and the column, and the flag that chose it)."""
     if not os.path.isfile(path):
         raise DataError(f"{path}: file not found")
-    examples = []
     with open(path, "rb") as f:
-        for lineno, line in decoded_lines(f, path):
-            if lineno == 1:
-                header = tuple(line.split("\t"))
-                if header != layout.header:
+        rows = _rows(f, path, layout.format)
+        index = None  # column -> position in a row (csv, tsv)
+        if layout.format != "jsonl":
+            if layout.header is not None or not layout.by_number:
+                first = next(rows, None)
+                header = tuple(first[1]) if first else ()
+                if layout.header is not None and header != layout.header:
                     raise DataError(f"{path}:1: header is {list(header)}, expected "
                                     f"{list(layout.header)}")
-                continue
-            if not line.strip():
-                continue
-            cols = line.split("\t")
-            if len(cols) != len(layout.header):
-                raise DataError(f"{path}:{lineno}: {len(cols)} tab-separated columns, expected "
-                                f"{len(layout.header)} ({', '.join(layout.header)})")
-            texts = tuple(cols[i].strip() for i in layout.text_cols)
-            for i, t in zip(layout.text_cols, texts):
+                index = {name: i for i, name in enumerate(header)}
+            width = len(layout.header) if layout.header else None
+        columns = [c for c in (*layout.text, layout.label, layout.id) if c is not None]
+        for lineno, row in rows:
+            where = f"{path}:{lineno}"
+            if layout.format == "jsonl":
+                missing = [c for c in columns if c not in row]
+                if missing:
+                    raise DataError(f"{where}: no key {missing[0]!r} (keys: "
+                                    f"{', '.join(map(repr, row))}); --text_column / "
+                                    f"--label_column name the keys")
+                get = row.get
+            else:
+                if width is not None and len(row) != width:
+                    raise DataError(f"{where}: {len(row)} tab-separated columns, expected "
+                                    f"{width} ({', '.join(layout.header)})")
+                pos = [c if isinstance(c, int) else _position(index, c, path) for c in columns]
+                if max(pos) >= len(row):
+                    raise DataError(f"{where}: {len(row)} field(s), expected at least "
+                                    f"{max(pos) + 1} (columns {columns})")
+                get = dict(zip(columns, (row[i] for i in pos))).get
+            texts = tuple(str(get(c)).strip() if get(c) is not None else "" for c in layout.text)
+            for c, t in zip(layout.text, texts):
                 if not t:
-                    raise DataError(f"{path}:{lineno}: empty text in column {i + 1} "
-                                    f"({layout.header[i]!r})")
-            label = None
-            if layout.label_col is not None:
-                label = parse_label(cols[layout.label_col], num_labels, f"{path}:{lineno}")
-            examples.append(Example(texts, label, None if layout.id_col is None
-                                    else cols[layout.id_col].strip()))
-    if not examples:
-        raise DataError(f"{path}: no examples after the header")
-    return examples
+                    raise DataError(f"{where}: empty text in column {_column_name(layout, c)}")
+            label = None if layout.label is None else str(get(layout.label)).strip()
+            yield lineno, texts, label, None if layout.id is None else str(get(layout.id)).strip()
 
 
-def parse_label(value: str | int, num_labels: int, where: str) -> int:
-    """A label must be an integer in [0, num_labels)."""
-    try:
-        label = int(str(value).strip())
-    except ValueError:
-        raise DataError(f"{where}: label {value!r} is not an integer "
-                        f"(expected 0..{num_labels - 1})") from None
-    if not 0 <= label < num_labels:
-        raise DataError(f"{where}: label {label} is out of range (expected 0..{num_labels - 1})")
-    return label
+def _column_name(layout: Layout, c: Column) -> str:
+    if layout.header:  # a built-in layout: counted from 1, as a spreadsheet shows it
+        return f"{c + 1} ({layout.header[c]!r})"
+    return f"{c} (numbered from 0)" if isinstance(c, int) else repr(c)
+
+
+def _position(index: dict[str, int] | None, name: str, path: str) -> int:
+    if name not in index:
+        raise DataError(f"{path}:1: no column {name!r} in the header ({', '.join(index)}); "
+                        f"--text_column / --label_column / --id_column name its columns, or "
+                        f"number them from 0 for a file without a header")
+    return index[name]
+
+
+def label_order(labels: Iterable[str]) -> tuple[str, ...]:
+    """A label set in class-id order: by value when every label is an integer, else sorted."""
+    labels = set(labels)
+    if all(re.fullmatch(r"-?\d+", v) for v in labels):
+        return tuple(sorted(labels, key=int))
+    return tuple(sorted(labels))
+
+
+def read_split(path: str, layout: Layout, labels: Sequence[str] | None
+               ) -> tuple[list[Example], tuple[str, ...]]:
+    """(examples, label set) of one split's file. The label set is `labels` (an unknown
+    label is an error naming its line), or, when None, the labels the file holds
+    (a training file of the user's own task)."""
+    rows = list(read_table(path, layout))
+    if not rows:
+        raise DataError(f"{path}: no examples"
+                        f"{' after the header' if layout.header or not layout.by_number else ''}")
+    if labels is None:
+        labels = label_order(r[2] for r in rows)
+    ids = {v: i for i, v in enumerate(labels)}
+    examples = []
+    for lineno, texts, raw, id_ in rows:
+        if raw is not None and raw not in ids:
+            raise DataError(label_error(raw, labels, f"{path}:{lineno}"))
+        examples.append(Example(texts, None if raw is None else ids[raw], id_))
+    return examples, tuple(labels)
+
+
+def label_error(raw: str, labels: Sequence[str], where: str) -> str:
+    """The message for a label outside the task's label set."""
+    if labels == tuple(str(i) for i in range(len(labels))):  # integer labels 0..k-1
+        if not re.fullmatch(r"-?\d+", raw):
+            return f"{where}: label {raw!r} is not an integer (expected 0..{len(labels) - 1})"
+        return f"{where}: label {raw} is out of range (expected 0..{len(labels) - 1})"
+    return (f"{where}: label {raw!r} is not one of the {len(labels)} labels of the training "
+            f"file ({', '.join(labels[:20])}{', ...' if len(labels) > 20 else ''})")
 
 
 def load_split(task: Task, split: str, data_dir: str | None) -> list[Example]:
-    """Reads a split from `data_dir` when given, otherwise downloads it with paddlenlp."""
-    if data_dir is not None:
+    """Reads a split: a user's task from its files, a built-in task from `data_dir` when
+    given, otherwise downloaded with paddlenlp."""
+    if data_dir is not None or not task.paddlenlp_name:
+        if split not in task.files:
+            raise DataError(f"{task.name}: no {split} file (--{split}_file)")
         name, layout = task.files[split]
-        return read_tsv(os.path.join(data_dir, name), layout, task.num_labels)
+        path = name if data_dir is None else os.path.join(data_dir, name)
+        return read_split(path, layout, task.labels)[0]
     from paddlenlp.datasets import load_dataset  # online path: imported only when used
 
     # paddle's downloader raises RuntimeError once its retries fail; socket and requests
@@ -123,13 +215,16 @@ def load_split(task: Task, split: str, data_dir: str | None) -> list[Example]:
                            f"{'/'.join(task.paddlenlp_name)})", e,
                            f"without internet, give a local copy: --data_dir "
                            f"path/to/{task.folder} (the folder of {files})") from e
-    examples = []
+    examples, ids = [], {v: i for i, v in enumerate(task.labels)}
     for i, ex in enumerate(ds):
         texts = tuple(str(ex[k]).strip() for k in task.paddlenlp_fields)
         raw = ex.get(task.paddlenlp_label)
-        label = None if raw in (None, "") else parse_label(
-            raw, task.num_labels, f"paddlenlp {'/'.join(task.paddlenlp_name)} {split} #{i}")
-        examples.append(Example(texts, label, str(ex.get("qid", ex.get("idx", i)))))
+        raw = None if raw in (None, "") else str(raw).strip()
+        if raw is not None and raw not in ids:
+            raise DataError(label_error(raw, task.labels, f"paddlenlp "
+                                        f"{'/'.join(task.paddlenlp_name)} {split} #{i}"))
+        examples.append(Example(texts, None if raw is None else ids[raw],
+                                str(ex.get("qid", ex.get("idx", i)))))
     return examples
 
 
@@ -298,10 +393,63 @@ class TaskData:
     dev_words: list[tuple[list[str], ...]]
 
 
+EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
+_own_tasks: dict[tuple, Task] = {}  # a user's task per process: its training file read once
+
+
+def task_of(d: "DataArgs") -> Task:
+    """The task the data flags describe: a built-in one, or the user's own files (--train_file
+    ...), with the training file's label set unless --labels gives it."""
+    if d.train_file is None:
+        return TASKS[d.task_name]
+    key = (repr(sorted(vars(d).items())), os.path.getmtime(d.train_file))
+    if key not in _own_tasks:
+        _own_tasks[key] = own_task(d)
+    return _own_tasks[key]
+
+
+def own_task(d: "DataArgs") -> Task:
+    def column(c: str) -> Column:
+        return int(c) if c.isdigit() else c
+
+    def layout(path: str, labelled: bool) -> Layout:
+        fmt = d.file_format or EXTENSIONS.get(os.path.splitext(path)[1].lower())
+        if fmt is None:
+            raise DataError(f"{path}: unknown extension; give --file_format "
+                            f"({', '.join(EXTENSIONS.values())})")
+        return Layout(fmt, tuple(map(column, d.text_column)),
+                      column(d.label_column) if labelled else None,
+                      None if d.id_column is None else column(d.id_column))
+
+    files = {"train": (d.train_file, layout(d.train_file, True)),
+             "dev": (d.dev_file, layout(d.dev_file, True))}
+    if d.test_file:
+        files["test"] = (d.test_file, layout(d.test_file, False))
+    found = label_order(raw for _, _, raw, _ in read_table(*files["train"]))
+    if d.labels:
+        missing = [v for v in found if v not in d.labels]
+        if missing:
+            raise DataError(f"--labels {' '.join(d.labels)}: misses {missing[0]!r}, a label of "
+                            f"{d.train_file}")
+    elif len(found) < 2:
+        raise DataError(f"{d.train_file}: only one label ({found[0]!r}) in the training file; "
+                        f"a classifier needs at least two classes")
+    labels = tuple(d.labels or found)
+    names = d.label_names
+    if names and len(names) == 1 and os.path.isfile(names[0]):
+        with open(names[0], encoding="utf-8") as f:
+            names = [line.strip() for line in f if line.strip()]
+    if names and len(names) != len(labels):
+        raise DataError(f"--label_names: {len(names)} names for the {len(labels)} labels "
+                        f"({', '.join(labels)})")
+    return Task(own_task_name(d.train_file), d.language or "en", labels,
+                metrics_for(len(labels)), files, tuple(names) if names else None)
+
+
 def load_data(d: "DataArgs") -> TaskData:
-    """The train and dev splits of --task_name, tokenized for the student."""
-    task = TASKS[d.task_name]
-    where = d.data_dir or "paddlenlp"
+    """The train and dev splits of the task, tokenized for the student."""
+    task = task_of(d)
+    where = d.data_dir or ("paddlenlp" if task.paddlenlp_name else task.name)
     train = load_split(task, "train", d.data_dir)[: d.max_train_samples]
     dev = load_split(task, "dev", d.data_dir)[: d.max_eval_samples]
     if dev[0].label is None:

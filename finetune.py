@@ -11,11 +11,11 @@ import numpy as np
 import paddle
 
 from args import Config
-from data import DataError, Example, load_split, make_batches
+from data import DataError, Example, load_split, make_batches, task_of
 from losses import cross_entropy
 from model_io import load_checkpoint
 from runs import BEST, TEACHER_CONFIG
-from tasks import TASKS, Task
+from tasks import Task
 from teachers import (LOCAL_BACKBONE, collate_teacher, compile_teacher, encode_for_teacher,
                       from_pretrained, save_pretrained, teacher_forward)
 from trainer import build_optimizer, fit, prepare_run, start_run, total_steps
@@ -30,7 +30,8 @@ def load_texts(cfg: Config, task: Task, split: str, limit: int | None) -> list[E
     """The split's first `limit` examples; a dev split without labels is an error."""
     examples = load_split(task, split, cfg.data.data_dir)[:limit]
     if split == "dev" and examples[0].label is None:
-        raise DataError(f"{cfg.data.data_dir or 'paddlenlp'}: the dev split has no labels")
+        raise DataError(f"{cfg.data.dev_file or cfg.data.data_dir or 'paddlenlp'}: the dev "
+                        f"split has no labels")
     return examples
 
 
@@ -41,7 +42,7 @@ def finetune(cfg: Config) -> dict:
     from paddlenlp.transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     d, t = cfg.data, cfg.train
-    task = TASKS[d.task_name]
+    task = task_of(d)
     if cfg.teacher.model_name_or_path is None:
         cfg.teacher.model_name_or_path = DEFAULT_BACKBONE[task.language]
     resume = prepare_run(cfg.to_dict(), t, cfg.script, TEACHER_CONFIG)
@@ -85,7 +86,8 @@ def finetune(cfg: Config) -> dict:
                       dev_batches=dev_batches, forward=teacher_forward, loss_fn=cross_entropy,
                       metric_names=task.metrics, resume=resume, scheduler=scheduler,
                       checkpoint_extra={"config": cfg.to_dict()},
-                      results_extra={"task": task.name, "backbone": backbone,
+                      results_extra={"task": task.name, "labels": list(task.names),
+                                     "backbone": backbone,
                                      "num_params": count_parameters(model),
                                      "train_examples": len(train_set),
                                      "dev_examples": len(dev_set)},

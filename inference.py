@@ -31,12 +31,20 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def label_names(info: dict) -> list[str] | None:
+    """The names predictions print, or None where the labels are the class ids 0..k-1 (the
+    built-in tasks: their output stays as it was)."""
+    labels = info.get("labels")
+    return None if not labels or labels == [str(i) for i in range(len(labels))] else labels
+
+
 def predict(path: str, inp: BinaryIO, out: TextIO, where: str = "<stdin>", fmt: str = "jsonl",
             batch_size: int = 64, device: str = "cpu", num_threads: int | None = None,
             strict: bool = False, backend: str = "paddle") -> dict:
     """Writes one prediction (or error) per input line, in input order; returns counts."""
     model = load_model(path, device, num_threads, backend)
     n_fields = 2 if model.info.get("pair") else 1
+    names = label_names(model.info)
     counts = {"lines": 0, "errors": 0}
     pending: list[tuple[int, tuple[str, ...]]] = []  # (line number, texts)
 
@@ -48,10 +56,13 @@ def predict(path: str, inp: BinaryIO, out: TextIO, where: str = "<stdin>", fmt: 
             out.write(json.dumps({"line": n, "error": error}) + "\n" if fmt == "jsonl"
                       else f"{n}\tERROR\t{error}\n")
         elif fmt == "jsonl":
-            out.write(json.dumps({"line": n, "label": int(probs.argmax()),
-                                  "probs": [round(float(p), 6) for p in probs]}) + "\n")
+            label = names[int(probs.argmax())] if names else int(probs.argmax())
+            scores = [round(float(p), 6) for p in probs]
+            out.write(json.dumps({"line": n, "label": label, "probs": dict(zip(names, scores))
+                                  if names else scores}, ensure_ascii=False) + "\n")
         else:
-            out.write(f"{n}\t{int(probs.argmax())}\t" + "\t".join(f"{p:.6f}" for p in probs) + "\n")
+            label = names[int(probs.argmax())] if names else int(probs.argmax())
+            out.write(f"{n}\t{label}\t" + "\t".join(f"{p:.6f}" for p in probs) + "\n")
 
     def flush() -> None:
         if pending:

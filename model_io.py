@@ -24,7 +24,7 @@ from data import TOKENIZERS, LineError, Vocab, pad
 from engines import OnnxPredictor, Predictor, Runner, eager_runner
 from model import Student, StudentConfig, make_student, student_inputs
 from onnx_graph import student_graph
-from runs import BEST, EXPORT_INFO, VOCAB, RunError, model_kind, read_json
+from runs import BEST, EXPORT_INFO, RESULTS, VOCAB, RunError, model_kind, read_json
 from tasks import TASKS
 from teachers import (INPUTS, TeacherEncoded, collate_teacher, encode_for_teacher, load_teacher,
                       save_pretrained)
@@ -103,19 +103,28 @@ def quantize_student_onnx(src: str, dst: str) -> None:
                                                    op_types_to_quantize=["LSTM", "MatMul"]))
 
 
+def checkpoint_task(ckpt: dict) -> dict:
+    """{name, language, labels} of a student checkpoint's task (checkpoints written before
+    they held it: their built-in task's)."""
+    if "task" in ckpt:
+        return ckpt["task"]
+    task = TASKS[ckpt["config"]["data"]["task_name"]]
+    return {"name": task.name, "language": task.language, "labels": list(task.names)}
+
+
 def export_student(run_dir: str, out: str, int8: bool = False) -> dict:
     """The best checkpoint of a student run -> `out`: static graph, ONNX graph (and its int8
     version with `int8`), vocabulary and export.json (written last: it marks a whole
     export). Returns export.json's content."""
     model, ckpt = student_from_checkpoint(os.path.join(run_dir, BEST))
-    config, data = model.config, ckpt["config"]["data"]
+    config, data, task = model.config, ckpt["config"]["data"], checkpoint_task(ckpt)
     export_static(model, student_inputs(config.pair), os.path.join(out, "model"))
     export_student_onnx(model, os.path.join(out, ONNX_FILE))
     if int8:
         quantize_student_onnx(os.path.join(out, ONNX_FILE), os.path.join(out, INT8_ONNX_FILE))
     Vocab(ckpt["vocab"]).save(os.path.join(out, VOCAB))
-    info = {"kind": "student", "task": data["task_name"],
-            "language": TASKS[data["task_name"]].language,
+    info = {"kind": "student", "task": task["name"], "language": task["language"],
+            "labels": task["labels"],
             "max_seq_length": data["max_seq_length"], "num_labels": config.num_labels,
             "pair": config.pair, "int8": int8,
             "source": os.path.abspath(run_dir)}
@@ -129,7 +138,9 @@ def export_teacher(teacher_dir: str, out: str, max_seq_length: int = 128) -> dic
     model, tokenizer = load_teacher(teacher_dir, None)
     export_static(model, INPUTS, os.path.join(out, "model"))
     save_pretrained(model, tokenizer, out)
-    info = {"kind": "teacher", "max_seq_length": max_seq_length,
+    results = os.path.join(teacher_dir, RESULTS)  # a teacher.py run knows its label names
+    labels = read_json(results).get("labels") if os.path.isfile(results) else None
+    info = {"kind": "teacher", "max_seq_length": max_seq_length, "labels": labels,
             "num_labels": model.num_labels, "source": os.path.abspath(teacher_dir)}
     atomic_write_json(os.path.join(out, EXPORT_INFO), info)
     return info
@@ -267,9 +278,9 @@ def load_student(path: str, device: str = "cpu", num_threads: int | None = None,
         vocab, model = Vocab.load(os.path.join(path, VOCAB)), None
     else:
         model, ckpt = student_from_checkpoint(os.path.join(path, BEST))
-        data = ckpt["config"]["data"]
-        info = {"kind": "student", "task": data["task_name"], "pair": model.config.pair,
-                "language": TASKS[data["task_name"]].language,
+        data, task = ckpt["config"]["data"], checkpoint_task(ckpt)
+        info = {"kind": "student", "task": task["name"], "pair": model.config.pair,
+                "language": task["language"], "labels": task["labels"],
                 "max_seq_length": data["max_seq_length"], "num_labels": model.config.num_labels}
         vocab = Vocab(ckpt["vocab"])
         run = eager_runner(model, list(student_inputs(model.config.pair)))

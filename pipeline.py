@@ -30,7 +30,7 @@ import argparse
 import os
 from typing import Sequence
 
-from data import TASKS
+from tasks import TASKS
 from stages import PRESETS, run_pipeline
 from utils import run_cli
 

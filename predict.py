@@ -23,7 +23,7 @@ import os
 import sys
 from typing import Sequence
 
-from data import TASKS
+from tasks import TASKS
 from inference import predict, write_submission
 from model_io import BACKENDS
 from utils import default_device, run_cli

@@ -21,7 +21,8 @@ from typing import Any, Callable
 
 import cpu
 from args import check_flags
-from data import TASKS, Task, load_split
+from data import load_split
+from tasks import TASKS, Task
 from runs import EXPORT_INFO, LAST, MODEL_STATE, RESULTS, exists, read_json
 from utils import UserError, atomic_write_json, fault_point, format_seconds, setup_logging
 

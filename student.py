@@ -97,9 +97,13 @@ def train_student(cfg: Config, data: TaskData, vocab: Vocab, model: Student,
         return make_batches(lengths, t.batch_size, rng, bucket=not t.no_bucketing)
 
     optimizer, scheduler = build_optimizer(t, model, total_steps(t, len(epoch_batches(0))))
+    task = data.task  # what a loaded model needs without the training files
     checkpoint_extra = {"model_config": model.config.to_dict(), "vocab": vocab.tokens,
-                        "config": cfg.to_dict()}
-    results_extra = {"task": data.task.name, "num_params": count_parameters(model),
+                        "config": cfg.to_dict(), "task": {"name": task.name,
+                                                          "language": task.language,
+                                                          "labels": list(task.names)}}
+    results_extra = {"task": task.name, "labels": list(task.names),
+                     "num_params": count_parameters(model),
                      "vocab_size": len(vocab), "train_examples": len(train_set),
                      "dev_examples": len(dev), **(results_extra or {})}
 

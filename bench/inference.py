@@ -35,7 +35,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import cpu  # noqa: E402,F401  (before Paddle: sets MKL's CPU type)
 import paddle  # noqa: E402
-from data import TASKS, load_split  # noqa: E402
+from data import load_split  # noqa: E402
+from tasks import TASKS  # noqa: E402
 from engines import OnnxPredictor, Predictor, eager_runner  # noqa: E402
 from model import BiLSTMStudent, student_inputs  # noqa: E402
 from model_io import (Collate, Encode, export_static, export_student_onnx,  # noqa: E402

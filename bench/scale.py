@@ -36,7 +36,8 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from data import TASKS, load_split, tokenize  # noqa: E402
+from data import load_split, tokenize  # noqa: E402
+from tasks import TASKS  # noqa: E402
 from utils import atomic_write_json, atomic_write_text, format_seconds  # noqa: E402
 
 QQP_PAIRS = 363_846

@@ -30,7 +30,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import cpu  # noqa: E402,F401  (before Paddle: sets MKL's CPU type)
 import paddle  # noqa: E402
-from data import TASKS, load_split  # noqa: E402
+from data import load_split  # noqa: E402
+from tasks import TASKS  # noqa: E402
 from engines import Predictor  # noqa: E402
 from model_io import export_static  # noqa: E402
 from teachers import (INPUTS, collate_teacher, eager_runner, encode_for_teacher,  # noqa: E402

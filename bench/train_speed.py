@@ -30,7 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import cpu  # noqa: E402,F401  (before Paddle: sets MKL's CPU type)
 import paddle  # noqa: E402
 from args import TrainArgs  # noqa: E402
-from data import TASKS, Encoded, build_vocab, collate, encode, load_split, make_batches, tokenize  # noqa: E402
+from data import Encoded, build_vocab, collate, encode, load_split, make_batches, tokenize  # noqa: E402
+from tasks import TASKS  # noqa: E402
 from model import BiLSTMStudent, StudentConfig  # noqa: E402
 from losses import cross_entropy  # noqa: E402
 from student import student_forward  # noqa: E402

@@ -5,7 +5,7 @@ import pytest
 
 from conftest import shared, write_lines
 from data import (MASK, PAD, TASKS, UNK, DataError, Example, Vocab, build_vocab, collate, encode,
-                  load_split, make_batches, read_tsv, read_word_list, tokenize, tokenize_en,
+                  load_split, make_batches, read_split, read_word_list, tokenize, tokenize_en,
                   tokenize_zh)
 from vectors import load_embedding_matrix, read_npz, read_word2vec_binary, read_word2vec_text
 
@@ -30,7 +30,7 @@ def test_read_qqp_layout(tmp_path):
     header = "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate"
     p = write_lines(tmp_path / "dev.tsv", [header, "7\t1\t2\tHow do I cook?\tHow to cook?\t1",
                                             "8\t3\t4\tWhat is AI?\tWho won?\t0"])
-    ex = read_tsv(str(p), TASKS["qqp"].files["dev"][1], 2)
+    ex, _ = read_split(str(p), TASKS["qqp"].files["dev"][1], ("0", "1"))
     assert ex[0] == Example(("How do I cook?", "How to cook?"), 1) and ex[1].label == 0
 
 
@@ -49,16 +49,16 @@ SST_LAYOUT = TASKS["sst-2"].files["train"][1]
 def test_bad_tsv_names_file_and_line(tmp_path, lines, message):
     p = write_lines(tmp_path / "train.tsv", lines)
     with pytest.raises(DataError, match=message):
-        read_tsv(str(p), SST_LAYOUT, 2)
+        read_split(str(p), SST_LAYOUT, ("0", "1"))
 
 
 def test_missing_file_and_non_utf8(tmp_path):
     with pytest.raises(DataError, match=r"nope\.tsv: file not found"):
-        read_tsv(str(tmp_path / "nope.tsv"), SST_LAYOUT, 2)
+        read_split(str(tmp_path / "nope.tsv"), SST_LAYOUT, ("0", "1"))
     p = tmp_path / "latin1.tsv"
     p.write_bytes("sentence\tlabel\ncaf\xe9 au lait\t1\n".encode("latin-1"))
     with pytest.raises(DataError, match=r"latin1\.tsv:2: not UTF-8 text"):
-        read_tsv(str(p), SST_LAYOUT, 2)
+        read_split(str(p), SST_LAYOUT, ("0", "1"))
 
 
 # --------------------------------------------------------------- tokenizers
