@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from tasks import TASKS, Column, Layout, Task, metrics_for, own_task_name
+from tasks import FORMATS, TASKS, Column, Layout, Task, metrics_for, own_task_name
 from utils import UserError, atomic_write_text, fetch_failed
 
 if TYPE_CHECKING:
@@ -416,7 +416,7 @@ def own_task(d: "DataArgs") -> Task:
         fmt = d.file_format or EXTENSIONS.get(os.path.splitext(path)[1].lower())
         if fmt is None:
             raise DataError(f"{path}: unknown extension; give --file_format "
-                            f"({', '.join(EXTENSIONS.values())})")
+                            f"({', '.join(FORMATS)})")
         return Layout(fmt, tuple(map(column, d.text_column)),
                       column(d.label_column) if labelled else None,
                       None if d.id_column is None else column(d.id_column))

@@ -406,17 +406,27 @@ def append_jsonl(path: str, record: dict) -> None:
 # --------------------------------------------------------------------- metrics
 
 
+def per_class_scores(preds: np.ndarray, labels: np.ndarray, c: int) -> tuple[float, float, float]:
+    """(precision, recall, F1) of class c; 0 where undefined."""
+    tp = float(((preds == c) & (labels == c)).sum())
+    precision = tp / max(1.0, float((preds == c).sum()))
+    recall = tp / max(1.0, float((labels == c).sum()))
+    return precision, recall, (2 * precision * recall / (precision + recall) if tp else 0.0)
+
+
 def classification_metrics(preds: Sequence[int], labels: Sequence[int],
                            names: Sequence[str]) -> dict[str, float]:
-    """Accuracy, and for 'f1' the binary F1 / precision / recall of class 1 (GLUE's way)."""
+    """Accuracy; for 'macro_f1' the mean F1 over the classes that occur in the labels or the
+    predictions (scikit-learn's macro average); for 'f1' the binary F1 / precision / recall
+    of class 1 (GLUE's way)."""
     preds, labels = np.asarray(preds), np.asarray(labels)
     out = {"acc": float((preds == labels).mean())}
+    if "macro_f1" in names:
+        classes = np.union1d(preds, labels)
+        out["macro_f1"] = float(np.mean([per_class_scores(preds, labels, c)[2]
+                                         for c in classes]))
     if "f1" in names:
-        tp = float(((preds == 1) & (labels == 1)).sum())
-        precision = tp / max(1.0, float((preds == 1).sum()))
-        recall = tp / max(1.0, float((labels == 1).sum()))
-        out["precision"], out["recall"] = precision, recall
-        out["f1"] = 2 * precision * recall / (precision + recall) if tp else 0.0
+        out["precision"], out["recall"], out["f1"] = per_class_scores(preds, labels, 1)
     return out
 
 

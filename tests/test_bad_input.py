@@ -44,6 +44,22 @@ class Ctx:
                                   "--output_dir", self.path(out), "--cache_dir", self.path("cache"),
                                   "--n_iter", "1", "--p_pos", "0", *SMALL, *extra])
 
+    def own(self, train: str, dev: str | None = None, *extra: str, name: str = "train.csv"):
+        """small.py on the user's own files: `train` is the training file's content (dev: a
+        good 3-class CSV unless given), written as `name`."""
+        train_path, dev_path = self.path(name), self.path("dev" + os.path.splitext(name)[1])
+        good = 'text,label\n"a good film",pos\n"a bad film",neg\n"a film",meh\n'
+        with open(train_path, "w", encoding="utf-8") as f:
+            f.write(train)
+        with open(dev_path, "w", encoding="utf-8") as f:
+            f.write(good if dev is None else dev)
+        return self.small_own("--train_file", train_path, "--dev_file", dev_path, *extra)
+
+    def small_own(self, *extra: str):
+        import small
+
+        return small.main(["--output_dir", self.path("run"), *SMALL, *extra])
+
     def with_logits(self, spoil, name: str = "logits.jsonl"):
         """Distils from a logits file for the exported transfer set, spoiled by `spoil`
         (JSONL rows, one per example -> the file's lines)."""
@@ -157,9 +173,42 @@ def _unwritable(ctx: Ctx) -> None:
     ctx.small(out="taken/run")
 
 
+# A good 3-class CSV of the user's own task, and one without a header (label in column 1).
+OWN = 'text,label\n"a good film",pos\n"a bad film",neg\n"a film",meh\n'
+OWN_BARE = '"a good film",pos\n"a bad film",neg\n"a film",meh\n'
+
 # (id, what is bad, the action, a regex the message must match). Messages name the file
 # and line, or the flag, and say what was expected.
 CASES = [
+    # the user's own files (--train_file ...)
+    ("own-column-name", "own files: --text_column names no column of the header",
+     lambda c: c.own(OWN, None, "--text_column", "body"), r"train\.csv:1: no column 'body' in the header \(text, label\); --text_column"),
+    ("own-column-number", "own files: a column number past a row's fields",
+     lambda c: c.own(OWN_BARE, OWN_BARE, "--text_column", "0", "--label_column", "2"), r"train\.csv:1: 2 field\(s\), expected at least 3"),
+    ("own-few-fields", "own files: a row with too few fields",
+     lambda c: c.own(OWN_BARE + '"no label here"\n', OWN_BARE, "--text_column", "0", "--label_column", "1"), r"train\.csv:4: 1 field\(s\), expected at least 2"),
+    ("own-empty-text", "own files: an empty text",
+     lambda c: c.own(OWN + '"  ",pos\n'), r"train\.csv:5: empty text in column 'text'"),
+    ("own-unclosed-quote", "own files: a CSV quote never closed",
+     lambda c: c.own(OWN + '"an open quote,pos\n"more",neg\n'), r"train\.csv:5: not valid CSV .*quoted field never closed"),
+    ("own-jsonl-not-object", "own files: a JSONL line that is not an object",
+     lambda c: c.own('{"text": "a good film", "label": "pos"}\n["a list"]\n', '{"text": "a film", "label": "pos"}\n', name="train.jsonl"), r"train\.jsonl:2: a JSON list, expected an object"),
+    ("own-jsonl-no-key", "own files: a JSONL line without the label key",
+     lambda c: c.own('{"text": "a good film", "label": "pos"}\n{"text": "a film", "stars": 3}\n', '{"text": "a film", "label": "pos"}\n', name="train.jsonl"), r"train\.jsonl:2: no key 'label' \(keys: 'text', 'stars'\)"),
+    ("own-unseen-label", "own files: a dev label not in the training labels",
+     lambda c: c.own(OWN, OWN + '"great",superb\n'), r"dev\.csv:5: label 'superb' is not one of the 3 labels of the training file \(meh, neg, pos\)"),
+    ("own-one-class", "own files: only one class in training",
+     lambda c: c.own('text,label\n"a good film",pos\n"a great film",pos\n'), r"train\.csv: only one label \('pos'\) in the training file"),
+    ("own-labels-miss", "own files: --labels misses a label of the training file",
+     lambda c: c.own(OWN, None, "--labels", "pos", "neg"), r"--labels pos neg: misses 'meh', a label of .*train\.csv"),
+    ("own-label-names", "own files: --label_names of another length than the labels",
+     lambda c: c.own(OWN, None, "--label_names", "good", "bad"), r"--label_names: 2 names for the 3 labels \(meh, neg, pos\)"),
+    ("own-extension", "own files: an unknown extension without --file_format",
+     lambda c: c.own(OWN, None, name="train.dat"), r"train\.dat: unknown extension; give --file_format"),
+    ("own-flag-without-train", "own files: --dev_file without --train_file",
+     lambda c: c.small_own("--dev_file", c.path("x.csv")), r"--dev_file: describes your own files: give --train_file too"),
+    ("own-flag-both", "own files: --task_name and --train_file together",
+     lambda c: c.own(OWN, None, "--task_name", "sst-2"), r"--task_name: give a built-in --task_name or your own --train_file, not both"),
     # data files
     ("data-missing", "data: the split's file is missing",
      lambda c: c.small(data_dir=str(c.tmp)), r"train\.tsv: file not found"),
