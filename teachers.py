@@ -64,35 +64,54 @@ def _classifier_labels(state: dict, where: str) -> int:
     return int(w.shape[1])
 
 
+# A model folder's configuration: save_pretrained's config.json, or model_config.json as
+# PaddleNLP 2.0's run_glue.py wrote it (the teacher folders of PaddleNLP's distill_lstm README:
+# model_config.json, model_state.pdparams, tokenizer_config.json, vocab.txt).
+CONFIG_FILES = ("config.json", "model_config.json")
+
+
+def _missing(folder: str) -> str | None:
+    """The first file a teacher folder lacks, None when it has them all."""
+    if not any(os.path.isfile(os.path.join(folder, c)) for c in CONFIG_FILES):
+        return "config.json"
+    return next((f for f in ("model_state.pdparams", "vocab.txt")
+                 if not os.path.isfile(os.path.join(folder, f))), None)
+
+
 def load_teacher(path: str, num_labels: int | None, model_name: str | None = None):
     """(model in eval mode, tokenizer) from either
-    - a `save_pretrained` directory (config.json, model_state.pdparams, vocab), or
-    - PaddleNLP's example layout: a `model_state.pdparams` file plus the backbone name it was
-      fine-tuned from (`model_name`, e.g. bert-base-uncased), so existing teachers load
-      unchanged.
+    - a `save_pretrained` directory (config.json, model_state.pdparams, vocab), or PaddleNLP
+      run_glue's (model_config.json in place of config.json), or its model_state.pdparams, or
+    - a bare `.pdparams` file plus the backbone name it was fine-tuned from (`model_name`,
+      e.g. bert-base-uncased), so existing teachers load unchanged.
     Fails with a TeacherError naming the file when the teacher does not fit the task
     (`num_labels`; None accepts any)."""
     from paddlenlp.transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     if os.path.isdir(path):
         state_file = os.path.join(path, "model_state.pdparams")
-        for f in ("config.json", "model_state.pdparams", "vocab.txt"):
-            if not os.path.isfile(os.path.join(path, f)):
-                hf = [g for g in ("model.safetensors", "pytorch_model.bin")
-                      if os.path.exists(os.path.join(path, g))]
-                hint = (f"; it looks like a Hugging Face checkpoint: convert it with "
-                        f"`python convert.py {path} DST`" if hf else "")
-                raise TeacherError(f"{path}: missing {f}; expected a save_pretrained directory "
-                                   f"(config.json, model_state.pdparams, vocab.txt){hint}")
+        f = _missing(path)
+        if f:
+            hf = [g for g in ("model.safetensors", "pytorch_model.bin")
+                  if os.path.exists(os.path.join(path, g))]
+            hint = (f"; it looks like a Hugging Face checkpoint: convert it with "
+                    f"`python convert.py {path} DST`" if hf else "")
+            raise TeacherError(f"{path}: missing {f}; expected a save_pretrained directory "
+                               f"(config.json, model_state.pdparams, vocab.txt; PaddleNLP "
+                               f"run_glue's has model_config.json){hint}")
         source = path
     elif os.path.isfile(path):
         if not path.endswith(".pdparams"):
             raise TeacherError(f"{path}: expected a save_pretrained directory or a "
                                f".pdparams state file")
-        if not model_name:
+        folder = os.path.dirname(path) or "."
+        if _missing(folder) is None:  # the weights of a teacher folder: its own config
+            state_file, source = path, folder
+        elif not model_name:
             raise TeacherError(f"{path}: a bare state file needs --model_name, the backbone it "
                                f"was fine-tuned from (e.g. bert-base-uncased)")
-        state_file, source = path, model_name
+        else:
+            state_file, source = path, model_name
     else:
         raise TeacherError(f"{path}: no such teacher directory or file (fine-tune one with "
                            f"teacher.py, or pass --teacher_path)")

@@ -144,7 +144,9 @@ def test_load_teacher_errors(tiny_en, tiny_teacher, tmp_path):
         load_teacher(str(tiny_en[0]), 2)
     with pytest.raises(TeacherError, match=r"backbone, not a fine-tuned teacher"):
         load_teacher(str(tiny_en[1]), 2)
-    state = tiny_teacher / "model_state.pdparams"
+    load_teacher(str(tiny_teacher / "model_state.pdparams"), 2)  # a folder's: its config
+    state = tmp_path / "bare.pdparams"  # weights alone: nothing says which backbone they fit
+    state.write_bytes((tiny_teacher / "model_state.pdparams").read_bytes())
     with pytest.raises(TeacherError, match=r"needs --model_name"):
         load_teacher(str(state), 2)
     (tmp_path / "bad.pdparams").write_bytes(b"not a pickle")
