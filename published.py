@@ -566,8 +566,28 @@ def flat_table(s: Store) -> str:
         for r in s["bench/flat-transfer"]["rows"]])
 
 
+PADDLENLP = "paddlenlp-sst2"
+
+
+def paddlenlp_table(s: Store) -> str:
+    """PaddleNLP's SST-2 small.py command run here beside our small.py defaults, by seed."""
+    rows = []
+    for label, prefix in (("PaddleNLP's `small.py` command", f"{PADDLENLP}/seed-"),
+                          ("our `small.py` defaults", f"{SST2}/baseline-seed")):
+        rs, walls = s.runs(prefix), [s[n].get("wall_seconds") for n in s.names(prefix)]
+        wall = f"{duration(min(walls))} - {duration(max(walls))}" if None not in walls \
+            else s[s.names(prefix)[0]]["wall_note"]
+        rows.append([label, ", ".join(str(r.config["train"]["seed"]) for r in rs),
+                     spread(seed_scores(rs, "best")), spread(seed_scores(rs, "final")), wall])
+    return md_table(["run", "seeds", "best dev acc", "final dev acc", "wall time a seed"], rows)
+
+
 BLOCKS: dict[str, Callable[[Store], str]] = {
     "readme-sst2": readme_sst2_table,
+    "paddlenlp-sst2": paddlenlp_table,
+    "paddlenlp-sst2-epochs": lambda s: epochs_table([
+        ("PaddleNLP's command", s.runs(f"{PADDLENLP}/seed-")),
+        ("our defaults", sst2(s)["base"])]),
     "readme-mrpc": readme_mrpc_table,
     "readme-zh": readme_zh_table,
     "sst2-table": sst2_table,
