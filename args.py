@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -447,9 +448,9 @@ def parse_config(script: str, argv: Sequence[str] | None = None, description: st
                  output_root: str | None = None) -> Config:
     """argv -> validated Config of `script` (a key of SCRIPT_GROUPS); exits with a usage
     message naming the flag on bad input."""
-    parser = build_parser(SCRIPT_GROUPS[script], description, SCRIPT_DEFAULTS.get(script))
+    parser = build_parser(SCRIPT_GROUPS[script], description, script_defaults(script, argv))
     try:
-        cfg = _config(script, vars(parser.parse_args(argv)))
+        cfg = _config(script, parse_with_paddlenlp(parser, script, argv))
     except ArgError as e:
         parser.error(str(e))
     if cfg.train.output_dir is None:
@@ -469,15 +470,23 @@ class _RaisingParser(argparse.ArgumentParser):
         raise UserError(f"{self.prog}: {message}")
 
 
-def check_flags(script: str, argv: Sequence[str]) -> None:
-    """Raises UserError naming the flag when argv is not valid for `script`: how the
-    pipeline checks every stage's flags before the first one starts."""
-    parser = build_parser(SCRIPT_GROUPS[script], defaults=SCRIPT_DEFAULTS.get(script),
+def check_flags(script: str, argv: Sequence[str]) -> Config:
+    """argv's Config for `script`, or a UserError naming the flag: how the pipeline checks
+    every stage's flags before the first one starts."""
+    parser = build_parser(SCRIPT_GROUPS[script], defaults=script_defaults(script, argv),
                           parser_class=_RaisingParser, prog=f"{script}.py")
     try:
-        _config(script, vars(parser.parse_args(argv)))
+        return _config(script, parse_with_paddlenlp(parser, script, argv, quiet=True))
     except ArgError as e:
         raise UserError(f"{script}.py: {e}") from None
+
+
+def data_args(ns: dict) -> DataArgs:
+    """The data flags of a parser built with the "data" group (bench scripts)."""
+    try:
+        return DataArgs(**{f.name: ns[f.name] for f in dataclasses.fields(DataArgs)})
+    except ArgError as e:
+        raise UserError(str(e)) from None
 
 
 SEEDS = {("train", "seed"), ("augment", "augment_seed")}
@@ -513,3 +522,129 @@ def settings_diff(a: dict, b: dict, scope: str) -> dict[str, tuple[Any, Any]]:
             if x != y:
                 out[f"{group}.{f.name}"] = (va.get(f.name), vb.get(f.name))
     return out
+
+
+# ------------------------------------------------------------ PaddleNLP's flags
+# Every flag of PaddleNLP's examples/model_compression/distill_lstm/args.py (read at commit
+# 0025c3d), so that its README's commands run unchanged: each means one flag of ours (an
+# alias, or the same name), or, where nothing here has its meaning, is accepted with a
+# one-line notice of what we do instead. docs/paddlenlp.md sets the two side by side.
+
+
+@dataclass(frozen=True)
+class TheirFlag:
+    """One PaddleNLP flag: `ours` is the flag it means (None: none has its meaning);
+    `notice` is printed when it is given (for a flag of ours, when small.py is given
+    bert_distill.py's flag); `type` is theirs, for flags we do not have."""
+
+    ours: str | None
+    notice: str = ""
+    type: Any = str  # bool: a switch
+
+
+PADDLENLP_FLAGS: dict[str, TheirFlag] = {
+    **{name: TheirFlag(name) for name in (
+        "task_name", "optimizer", "lr", "num_layers", "emb_dim", "hidden_size", "batch_size",
+        "max_epoch", "max_seq_length", "n_iter", "save_steps", "model_name", "vocab_path",
+        "output_dir", "embedding_name", "alpha", "seed", "device",
+        "teacher_path")},  # their README's name for --teacher_dir
+    "model_name": TheirFlag("model_name", "small.py reads words with its own tokenizer, not "
+                            "this model's word pieces (bert_distill.py: a bare .pdparams "
+                            "teacher's backbone)"),
+    "dropout_prob": TheirFlag("dropout", "dropout before the output layer (PaddleNLP gave it "
+                              "to nn.LSTM, which drops only between stacked layers: with one "
+                              "layer it did nothing)"),
+    "vocab_size": TheirFlag("max_vocab_size", "the vocabulary is built from the training "
+                            "words (and --vocab_path), so this only caps its size"),
+    "teacher_dir": TheirFlag("teacher_path"),
+    "log_freq": TheirFlag("logging_steps", "logs the training loss every N steps; dev is "
+                          "evaluated once an epoch, not every N steps (--eval_steps N)"),
+    "output_dim": TheirFlag(None, "the number of labels comes from the task", int),
+    "init_scale": TheirFlag(None, "the student keeps Paddle's default initialisation (PaddleNLP "
+                            "drew its linear layers from U(-s, s))", float),
+    "padding_idx": TheirFlag(None, "[PAD] is id 0 of our vocabulary", int),
+    "init_from_ckpt": TheirFlag(None, "not read: a run continues from its own checkpoint in "
+                                "--output_dir with --resume"),
+    "whole_word_mask": TheirFlag(None, "masking always replaces whole words (augmentation "
+                                 "works on words, not word pieces)", bool),
+}
+# PaddleNLP's small.py took bert_distill.py's flags too; ours are bert_distill.py's alone.
+DISTILL_ONLY = "bert_distill.py's flag: small.py trains on the gold labels alone"
+# Their default optimizer, which a command of theirs relies on when it gives --lr 1.0 alone.
+PADDLENLP_DEFAULTS = {"optimizer": "adadelta"}
+_GIVEN = "paddlenlp_given"
+STUDENT_SCRIPTS = ("small", "bert_distill")  # PaddleNLP's two scripts
+
+
+def _flags_in(argv: Sequence[str] | None) -> list[str]:
+    return [a.split("=", 1)[0] for a in (sys.argv[1:] if argv is None else argv)
+            if a.startswith("--")]
+
+
+def their_flags_in(argv: Sequence[str] | None) -> list[str]:
+    """The flags in argv that only PaddleNLP's example has: they make it one of its commands."""
+    theirs = {f"--{n}" for n, t in PADDLENLP_FLAGS.items() if t.ours != n}
+    return [a for a in _flags_in(argv) if a in theirs]
+
+
+def script_defaults(script: str, argv: Sequence[str] | None) -> dict[str, Any]:
+    """The defaults `script` changes; for a PaddleNLP command, also PaddleNLP's optimizer
+    (AdaDelta: their --lr 1.0 would make Adam diverge)."""
+    return {**SCRIPT_DEFAULTS.get(script, {}),
+            **(PADDLENLP_DEFAULTS if script in STUDENT_SCRIPTS and their_flags_in(argv) else {})}
+
+
+def _notice(their: TheirFlag, fields: dict) -> str:
+    """What a PaddleNLP flag given to a script with `fields` does here."""
+    if their.ours in fields:
+        return f"is --{their.ours} here: {their.notice}" if their.notice else ""
+    return their.notice or DISTILL_ONLY
+
+
+class _Theirs(argparse.Action):
+    """Stores a PaddleNLP flag under the name of the flag it means, noting it was given."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+        setattr(namespace, _GIVEN, getattr(namespace, _GIVEN, []) + [option_string[2:]])
+
+
+def parse_with_paddlenlp(parser: argparse.ArgumentParser, script: str,
+                         argv: Sequence[str] | None, quiet: bool = False) -> dict[str, Any]:
+    """Parses argv with PaddleNLP's flags added to `script`'s own (small.py, bert_distill.py)
+    -> the flags' values by our names. Prints one notice per PaddleNLP flag whose meaning
+    differs here; raises ArgError on a value that contradicts ours."""
+    if script not in STUDENT_SCRIPTS:
+        return vars(parser.parse_args(argv))
+    fields = {f.name: (GROUPS[g], f) for g in SCRIPT_GROUPS[script]
+              for f in dataclasses.fields(GROUPS[g])}
+    group = parser.add_argument_group("PaddleNLP's flags (docs/paddlenlp.md)")
+    for name, their in PADDLENLP_FLAGS.items():
+        if name in fields:
+            continue  # the same flag
+        kw: dict[str, Any] = {"type": their.type}
+        dest = f"paddlenlp_{name}"
+        if their.ours in fields:  # an alias: parsed as our flag is
+            cls, f = fields[their.ours]
+            tp, dest = _flag_type(typing.get_type_hints(cls)[f.name]), their.ours
+            kw = {"type": typing.get_args(tp)[0], "nargs": "+"} if typing.get_origin(tp) is list \
+                else {"type": tp, "choices": f.metadata.get("choices")}
+        kw = {"nargs": 0, "const": True} if kw["type"] is bool else {**kw, "metavar": name.upper()}
+        group.add_argument(f"--{name}", dest=dest, action=_Theirs, default=argparse.SUPPRESS,
+                           help=_notice(their, fields) or f"is --{their.ours} here", **kw)
+    ns = vars(parser.parse_args(argv))
+    for name in dict.fromkeys(ns.pop(_GIVEN, [])):
+        text = _notice(PADDLENLP_FLAGS[name], fields)
+        value = ns.pop(f"paddlenlp_{name}", None)
+        task = ns.get("task_name") or (None if ns.get("train_file") else "sst-2")
+        if name == "output_dim" and task:  # (your own files' labels are known once read)
+            n = TASKS[task].num_labels
+            _check(value == n, name, f"{task} has {n} labels, not {value}")
+        _check(name != "padding_idx" or value == 0, name, "[PAD] is id 0 of our vocabulary")
+        if text and not quiet:
+            print(f"notice: --{name}: {text}", file=sys.stderr)
+    if their_flags_in(argv) and "--optimizer" not in _flags_in(argv) and not quiet:
+        print(f"notice: --optimizer: {ns['optimizer']}, PaddleNLP's default, as this is its "
+              f"command ({' '.join(their_flags_in(argv))}); --optimizer chooses another",
+              file=sys.stderr)
+    return ns

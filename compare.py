@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import statistics
 
+import numpy as np
+
 from args import settings_diff, with_defaults
 from runs import Run, RunError, load_run, read_json
 from utils import atomic_write, atomic_write_text
@@ -61,8 +63,9 @@ def group_runs(runs: list[Run]) -> list[tuple[str, list[Run]]]:
 
 
 def shared_metrics(runs: list[Run]) -> list[str]:
-    """The metrics every run reports (pair tasks add F1 to accuracy)."""
-    return [m for m in ("acc", "f1") if all(m in r.results["dev"] for r in runs)]
+    """The metrics every run reports (pair tasks add F1 to accuracy; your own tasks
+    macro-F1)."""
+    return [m for m in ("acc", "macro_f1", "f1") if all(m in r.results["dev"] for r in runs)]
 
 
 def final_dev(r: Run) -> dict:
@@ -190,7 +193,37 @@ def markdown_table(runs: list[Run], inference: dict | None,
     return "\n".join(lines) + "\n"
 
 
-def plot(groups: list[tuple[str, list[Run]]], path: str, title: str) -> None:
+def pooled_confusion(rs: list[Run]) -> np.ndarray | None:
+    """A model's dev confusion matrix [gold][predicted] at its best checkpoints, summed over
+    its runs (seeds); None for runs that predate it."""
+    mats = [r.results.get("dev_confusion") for r in rs]
+    return None if any(m is None for m in mats) else np.sum(mats, axis=0)
+
+
+def per_class(groups: list[tuple[str, list[Run]]], labels: list[str]) -> str:
+    """Per-class precision, recall and F1 of the students (pooled over seeds), and the
+    confusion matrix of the baseline and the distilled student."""
+    md = ""
+    for name, rs in groups:
+        conf = pooled_confusion(rs)
+        if conf is None or rs[0].kind == "teacher":
+            continue
+        rows = []
+        for c, label in enumerate(labels):
+            tp, pred, gold = conf[c, c], conf[:, c].sum(), conf[c].sum()
+            p, r = tp / max(1, pred), tp / max(1, gold)
+            rows.append([label, f"{p:.3f}", f"{r:.3f}", f"{2 * p * r / (p + r) if tp else 0:.3f}",
+                         str(gold)])
+        md += (f"\n**{name}**: per class ({len(rs)} run{'s' * (len(rs) > 1)} pooled)\n\n"
+               + md_table(["class", "precision", "recall", "F1", "dev examples"], rows)
+               + "\nconfusion (rows: gold, columns: predicted)\n\n"
+               + md_table(["gold \\ predicted", *labels],
+                          [[labels[i], *map(str, row)] for i, row in enumerate(conf)]))
+    return md
+
+
+def plot(groups: list[tuple[str, list[Run]]], path: str, title: str,
+         labels: list[str] | None = None) -> None:
     """Left: dev score of each model (mean of its seeds' best checkpoints, bars at min and
     max). Right: dev score per epoch of every run, one colour per model."""
     import matplotlib
@@ -203,8 +236,20 @@ def plot(groups: list[tuple[str, list[Run]]], path: str, title: str) -> None:
     kinds = [rs[0].kind for _, rs in groups]
     palette = plt.get_cmap("tab10").colors
     colors = [by_kind[k] if kinds.count(k) == 1 else palette[i % 10] for i, k in enumerate(kinds)]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2),
-                                   gridspec_kw={"width_ratios": [1, 1.4]})
+    # with the labels, the confusion matrices of the baseline and the distilled student too
+    students = [(name, pooled_confusion(rs)) for name, rs in groups if rs[0].kind != "teacher"]
+    students = [(n, c) for n, c in students if c is not None][:2] if labels else []
+    fig, axes = plt.subplots(1, 2 + len(students), figsize=(11 + 4 * len(students), 4.2),
+                             gridspec_kw={"width_ratios": [1, 1.4] + [1] * len(students)})
+    ax1, ax2 = axes[:2]
+    for ax, (name, conf) in zip(axes[2:], students):
+        share = conf / np.maximum(1, conf.sum(axis=1, keepdims=True))
+        ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("gold")
+        ax.set_title(f"{name}\n(share of each gold class)", fontsize=9)
     names = [f"{name}\n{rs[0].results.get('num_params', 0) / 1e6:.1f}M params, "
              f"{len(rs)} run{'s' * (len(rs) > 1)}" for name, rs in groups]
     best = [[score(r, metric, "best") for r in rs] for _, rs in groups]
@@ -258,9 +303,13 @@ def report(run_dirs: list[str], out: str, inference_path: str | None = None) -> 
               + "\n" + gains(groups, metrics) + f"\n### {task}: size and speed (first run of "
               f"each model)\n\n" + markdown_table([rs[0] for _, rs in groups], inference,
                                            [name for name, _ in groups]))
+    labels = next((r.results["labels"] for r in runs if r.results.get("labels")), None)
+    if labels and len(labels) > 2:  # more than two classes: how each class fares
+        md += f"\n### {task}: per class, best checkpoints\n" + per_class(groups, labels)
     os.makedirs(out, exist_ok=True)
     plot(groups, os.path.join(out, "report.png"), f"{task}: teacher, students alone and "
-                                                   f"distilled")
+                                                   f"distilled", labels if labels and
+                                                   len(labels) > 2 else None)
     md += f"\n![{task} report](report.png)\n"
     atomic_write_text(os.path.join(out, "report.md"), md)
     return md

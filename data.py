@@ -169,18 +169,23 @@ def read_split(path: str, layout: Layout, labels: Sequence[str] | None
     """(examples, label set) of one split's file. The label set is `labels` (an unknown
     label is an error naming its line), or, when None, the labels the file holds
     (a training file of the user's own task)."""
-    rows = list(read_table(path, layout))
-    if not rows:
+    # The texts are held once, in the examples; beside them only each row's line and label
+    # (interned), until the label set is known.
+    examples, raw_labels = [], []
+    for lineno, texts, raw, id_ in read_table(path, layout):
+        examples.append(Example(texts, None, id_))
+        raw_labels.append((lineno, None if raw is None else sys.intern(raw)))
+    if not examples:
         raise DataError(f"{path}: no examples"
                         f"{' after the header' if layout.header or not layout.by_number else ''}")
     if labels is None:
-        labels = label_order(r[2] for r in rows)
+        labels = label_order(raw for _, raw in raw_labels)
     ids = {v: i for i, v in enumerate(labels)}
-    examples = []
-    for lineno, texts, raw, id_ in rows:
-        if raw is not None and raw not in ids:
-            raise DataError(label_error(raw, labels, f"{path}:{lineno}"))
-        examples.append(Example(texts, None if raw is None else ids[raw], id_))
+    for ex, (lineno, raw) in zip(examples, raw_labels):
+        if raw is not None:
+            if raw not in ids:
+                raise DataError(label_error(raw, labels, f"{path}:{lineno}"))
+            ex.label = ids[raw]
     return examples, tuple(labels)
 
 
@@ -346,14 +351,19 @@ class Vocab:
 
 
 def read_word_list(path: str) -> set[str]:
-    """A word-dict file: one word per line (first tab-separated field), like senta_word_dict."""
+    """A word-dict file as PaddleNLP's examples have them (senta_word_dict.txt): one word per
+    line, optionally followed by its id after a tab or a space. The ids are not used: the
+    vocabulary's ids come from the training words, which the file only filters."""
     if not os.path.isfile(path):
         raise DataError(f"--vocab_path {path}: file not found")
     words = set()
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         try:
             for line in f:
                 w = line.rstrip("\r\n").split("\t")[0].strip()
+                word, _, last = w.rpartition(" ")
+                if word and last.isdigit():  # "word id"
+                    w = word.strip()
                 if w:
                     words.add(w)
         except UnicodeDecodeError as e:

@@ -38,7 +38,16 @@ from utils import run_cli
 def main(argv: Sequence[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task_name", default="sst-2", choices=sorted(TASKS))
+    p.add_argument("--task_name", choices=sorted(TASKS),
+                   help="a built-in task (default: sst-2, unless --train_file gives your own)")
+    own = p.add_argument_group("your own task (the flags of small.py, teacher.py and "
+                               "bert_distill.py; see their --help)")
+    for flag in ("--train_file", "--test_file", "--file_format", "--label_column",
+                 "--id_column", "--language"):
+        own.add_argument(flag)
+    own.add_argument("--dev_file", "--validation_file")
+    for flag in ("--text_column", "--labels", "--label_names"):
+        own.add_argument(flag, nargs="+")
     p.add_argument("--preset", default="paper", choices=sorted(PRESETS))
     p.add_argument("--output_dir", help="default: output/pipeline/<task_name>-<preset>[-cnn]")
     p.add_argument("--data_dir", help="the task's official TSV files (default: paddlenlp "

@@ -21,8 +21,8 @@ from typing import Any, Callable
 
 import cpu
 from args import check_flags
-from data import load_split
-from tasks import TASKS, Task
+from data import load_split, task_of
+from tasks import Task
 from runs import EXPORT_INFO, LAST, MODEL_STATE, RESULTS, exists, read_json
 from utils import UserError, atomic_write_json, fault_point, format_seconds, setup_logging
 
@@ -44,10 +44,14 @@ class Preset:
     teacher_small_set: dict[str, Any] | None = None  # teacher.py on <= SMALL_SET examples
     student: dict[str, Any] = field(default_factory=dict)  # small.py and bert_distill.py
     distill: dict[str, Any] = field(default_factory=dict)  # bert_distill.py only
+    student_pairs: dict[str, Any] = field(default_factory=dict)  # over student, pair tasks
 
     def teacher_for(self, n_train: int) -> dict[str, Any]:
         return self.teacher_small_set if self.teacher_small_set and n_train <= SMALL_SET \
             else self.teacher
+
+    def student_for(self, task: Task) -> dict[str, Any]:
+        return {**self.student, **(self.student_pairs if task.is_pair else {})}
 
 
 SMALL_SET = 20000  # training examples: one teacher epoch is not enough below this
@@ -62,10 +66,29 @@ def as_flags(settings: dict[str, Any]) -> list[str]:
     return out
 
 
+# The student as Tang et al. 2019 (arXiv 1903.12136) train it, each choice with its section.
+# Where the paper names none, the authors' code (castorini/d-bert, confs/birnn_sst2.json).
+PAPER_STUDENT = {
+    "optimizer": "adadelta",  # Sec. 4.2: AdaDelta (Zeiler 2012) ...
+    "lr": 1.0,  # ... with its default learning rate, 1.0 ...
+    "rho": 0.95,  # ... and rho = 0.95, its decay rate (Sec. 4.2)
+    "lr_schedule": "constant",  # Sec. 4.2 names no schedule: AdaDelta scales its own steps
+    "hidden_size": 150,  # Sec. 4.2: 150 or 300 BiLSTM units, chosen on dev; the smaller
+    "fc_size": 200,  # Sec. 4.2: 200 or 400 units in the ReLU layer, likewise
+    "batch_size": 50,  # Sec. 4.2: 50 for SST-2 (256 for the larger pair sets: PAPER_PAIRS)
+    "dropout": 0.1,  # not in the paper (Sec. 3.1 adds no tricks); the authors' code: 0.1
+    "max_epoch": 30,  # not in the paper; the authors' code: 30 (the best dev epoch is kept)
+}
+PAPER_PAIRS = {"batch_size": 256}  # Sec. 4.2: for MNLI and QQP, the larger sets
+
 PRESETS = {
-    # Tang et al.: bert-base teacher, n_iter 20 (10 for pairs), 300-d Google-News word2vec.
+    # Tang et al.: 300-d word2vec trained on Google News (Sec. 4.2); n_iter 20, 10 for pairs
+    # (Sec. 4.2); only the distillation loss, alpha = 0 (Sec. 4), MSE on logits (Sec. 3.2).
+    # The teacher is bert-base, as PaddleNLP's (the paper's is BERT-large, Sec. 4).
     "paper": Preset({"en": "bert-base-uncased", "zh": "bert-base-chinese"},
-                    {"en": GOOGLE_NEWS}, teacher={"max_epoch": 3, "lr": 2e-5}),
+                    {"en": GOOGLE_NEWS}, teacher={"max_epoch": 3, "lr": 2e-5},
+                    student=PAPER_STUDENT, student_pairs=PAPER_PAIRS,
+                    distill={"alpha": 0.0, "kd_loss": "mse"}),
     # A 2-core CPU in a few hours: MiniLM-L6 (PyPI), 50-d GloVe. One epoch of MiniLM at lr
     # 1e-4 reaches 0.89 on SST-2 (67k sentences), evaluated every 300 steps; small training
     # sets such as MRPC (3.7k pairs) need a few epochs. The distilled student trains at most
@@ -149,13 +172,34 @@ def abs_or_name(path: str | None) -> str | None:
     return os.path.abspath(path) if path and os.path.exists(path) else path
 
 
+OWN_FILES = ("train_file", "dev_file", "test_file")
+OWN_FLAGS = ("file_format", "text_column", "label_column", "id_column", "labels", "label_names",
+             "language")
+
+
+def pipeline_data(args: argparse.Namespace) -> tuple[list[str], Task]:
+    """The stages' data flags (a built-in task, or your own files made absolute: stages run
+    in the project folder) and the task they describe, checked before any stage starts."""
+    if args.train_file:
+        data = [x for f in OWN_FILES if getattr(args, f)
+                for x in (f"--{f}", os.path.abspath(getattr(args, f)))]
+        for f in OWN_FLAGS:
+            v = getattr(args, f)
+            if v is not None:
+                data += [f"--{f}", *([v] if isinstance(v, str) else v)]
+    else:
+        data = ["--task_name", args.task_name or "sst-2"]
+        if args.data_dir:
+            data += ["--data_dir", os.path.abspath(args.data_dir)]
+    return data, task_of(check_flags("small", data).data)
+
+
 def plan(args: argparse.Namespace, out: str) -> list[tuple[str, Callable[[], list[str] | None]]]:
     """(stage, its command when it must run, None when its finished output exists); each
     command is built when its stage is reached, since it may depend on what ran before."""
-    task, preset = TASKS[args.task_name], PRESETS[args.preset]
-    data = ["--task_name", task.name]
-    if args.data_dir:
-        data += ["--data_dir", os.path.abspath(args.data_dir)]
+    preset = PRESETS[args.preset]
+    task_flags, task = pipeline_data(args)
+    data = list(task_flags)
     for flag in ("max_train_samples", "max_eval_samples", "device", "num_threads"):
         if getattr(args, flag) is not None:
             data += [f"--{flag}", str(getattr(args, flag))]
@@ -164,7 +208,7 @@ def plan(args: argparse.Namespace, out: str) -> list[tuple[str, Callable[[], lis
         vectors = ["--embedding_path", os.path.abspath(args.embedding_path)]
     elif args.embedding_name or task.language in preset.embedding_name:
         vectors = ["--embedding_name", args.embedding_name or preset.embedding_name[task.language]]
-    student = vectors + ["--student", args.student] + as_flags(preset.student) + \
+    student = vectors + ["--student", args.student] + as_flags(preset.student_for(task)) + \
         shlex.split(args.student_args)
 
     stages: list[tuple[str, Callable[[], list[str] | None]]] = []
@@ -211,9 +255,8 @@ def plan(args: argparse.Namespace, out: str) -> list[tuple[str, Callable[[], lis
     stages.append(("export", functools.partial(unless_exists, os.path.join(exported, EXPORT_INFO),
                                                 script("export.py", distill_dir, exported))))
     inference = os.path.join(out, "inference.json")
-    bench = script(os.path.join("bench", "inference.py"), "--task_name", task.name,
+    bench = script(os.path.join("bench", "inference.py"), *task_flags,
                    "--student", distill_dir, "--teacher", teacher_dir, "--json", inference,
-                   *(["--data_dir", os.path.abspath(args.data_dir)] if args.data_dir else []),
                    *(["--num_threads", str(args.num_threads)] if args.num_threads else []),
                    *PIPELINE_BENCH, *shlex.split(args.bench_args))
     stages.append(("bench", functools.partial(unless_exists, inference, bench)))
@@ -229,6 +272,8 @@ def submission_stages(args: argparse.Namespace, task: Task, out: str, teacher_di
                       ) -> list[tuple[str, Callable[[], list[str] | None]]]:
     """Test-set predictions in the files GLUE's server expects, under out/submission/<model>/
     (the first seed's students; the teacher through its export, exported/teacher)."""
+    if task.submission is None:  # your own task: predict.py on your test file instead
+        return []
     if args.data_dir and not os.path.isfile(os.path.join(args.data_dir, task.files["test"][0])):
         logger.warning("no %s in --data_dir %s: test-set predictions (submission/) skipped",
                        task.files["test"][0], args.data_dir)
@@ -256,7 +301,7 @@ def submission_stages(args: argparse.Namespace, task: Task, out: str, teacher_di
 def run_pipeline(args: argparse.Namespace) -> dict:
     """Runs every stage that has not finished; returns pipeline.json's content (each stage
     run now, with its command and wall time)."""
-    task = TASKS[args.task_name]
+    task = pipeline_data(args)[1]
     out = os.path.abspath(args.output_dir or
                           os.path.join("output", "pipeline", f"{task.name}-{args.preset}" +
                                        ("" if args.student == "bilstm" else f"-{args.student}")))

@@ -147,12 +147,12 @@ def to_tensors(batch: Batch) -> Batch:
 
 
 def evaluate(model: paddle.nn.Layer, batches: Sequence[Batch], forward: Forward,
-             metric_names: Sequence[str]) -> dict[str, float]:
-    """Metrics over all batches; `loss` is the mean cross-entropy over every example
-    (not the last batch's, as in PaddleNLP's example). Data-parallel ranks evaluate every
-    world_size-th batch and pool their predictions."""
+             metric_names: Sequence[str]) -> tuple[dict[str, float], list[list[int]]]:
+    """(metrics over all batches, confusion matrix [gold][predicted]); `loss` is the mean
+    cross-entropy over every example (not the last batch's, as in PaddleNLP's example).
+    Data-parallel ranks evaluate every world_size-th batch and pool their predictions."""
     model.eval()
-    total, preds, labels = 0.0, [], []
+    total, preds, labels, k = 0.0, [], [], 0
     with paddle.no_grad():
         for batch in batches[rank()::world_size()]:
             t = to_tensors(batch)
@@ -160,12 +160,17 @@ def evaluate(model: paddle.nn.Layer, batches: Sequence[Batch], forward: Forward,
             total += float(F.cross_entropy(logits, t["labels"], reduction="sum"))
             preds.append(logits.argmax(axis=-1).numpy())
             labels.append(batch["labels"])
+            k = logits.shape[-1]
     model.train()
-    shares = all_gather((total, preds, labels))
-    total = sum(t for t, _, _ in shares)
-    preds = np.concatenate([p for _, ps, _ in shares for p in ps])
-    labels = np.concatenate([y for _, _, ys in shares for y in ys])
-    return {"loss": total / len(labels), **classification_metrics(preds, labels, metric_names)}
+    shares = all_gather((total, preds, labels, k))
+    total = sum(t for t, _, _, _ in shares)
+    preds = np.concatenate([p for _, ps, _, _ in shares for p in ps])
+    labels = np.concatenate([y for _, _, ys, _ in shares for y in ys])
+    k = max(n for _, _, _, n in shares)  # the classes: the logits' width
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (labels, preds), 1)
+    return ({"loss": total / len(labels), **classification_metrics(preds, labels, metric_names)},
+            confusion.tolist())
 
 
 class Progress:
@@ -251,6 +256,7 @@ class TrainState:
     # same losses as an uninterrupted one
     window_loss: float = 0.0
     window_examples: int = 0
+    best_confusion: list[list[int]] | None = None  # dev [gold][predicted] at the best
 
     def advance(self, b: int, n_batches: int, n: int, seconds: float, loss_sum: float) -> None:
         """Batch b of the epoch's n_batches done: n examples in `seconds`."""
@@ -362,7 +368,7 @@ def evaluate_and_track(loop: Loop, state: TrainState, dev_batches: Sequence[Batc
     """Evaluates on dev, keeps the best record and counts evaluations without a better one
     (--early_stopping_patience); returns whether this one is the best."""
     main_metric = loop.metric_names[0]
-    metrics = evaluate(loop.model, dev_batches, loop.forward, loop.metric_names)
+    metrics, confusion = evaluate(loop.model, dev_batches, loop.forward, loop.metric_names)
     record = {"step": state.step, "epoch": round(state.step / loop.steps_per_epoch, 4),
               "split": "dev", **metrics}
     loop.log.add(record)
@@ -370,6 +376,7 @@ def evaluate_and_track(loop: Loop, state: TrainState, dev_batches: Sequence[Batc
     improved = state.best is None or metrics[main_metric] > state.best[main_metric]
     if improved:
         state.best, state.best_step, state.stale_evals = record, state.step, 0
+        state.best_confusion = confusion
     else:
         state.stale_evals += 1
     patience = loop.train.early_stopping_patience
@@ -388,7 +395,8 @@ def run_results(loop: Loop, state: TrainState, results_extra: dict | None) -> di
     """results.json's content: the best and last dev records, steps, speed, memory."""
     return {"best_step": state.best_step, "best_epoch": state.best["epoch"],
             "dev": {k: v for k, v in state.best.items() if k not in ("step", "epoch", "split")},
-            "last_dev": state.last, "steps": state.step, "planned_steps": loop.n_steps,
+            "last_dev": state.last, "dev_confusion": state.best_confusion,
+            "steps": state.step, "planned_steps": loop.n_steps,
             "stopped_early": state.stopped_early,
             "train_seconds": round(state.train_seconds, 2),
             "train_examples_per_s": round(state.examples / max(1e-9, state.train_seconds), 1),

@@ -21,7 +21,6 @@ to show where its time goes.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import multiprocessing as mp
 import os
@@ -35,8 +34,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import cpu  # noqa: E402,F401  (before Paddle: sets MKL's CPU type)
 import paddle  # noqa: E402
-from data import load_split  # noqa: E402
-from tasks import TASKS  # noqa: E402
+from args import build_parser, data_args  # noqa: E402
+from data import load_split, task_of  # noqa: E402
 from engines import OnnxPredictor, Predictor, eager_runner  # noqa: E402
 from model import BiLSTMStudent, student_inputs  # noqa: E402
 from model_io import (Collate, Encode, export_static, export_student_onnx,  # noqa: E402
@@ -156,14 +155,11 @@ def accuracy(run, batches_of, labels: np.ndarray) -> float:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = build_parser(("data",), __doc__)  # the task: the scripts' own data flags
     p.add_argument("--student", required=True, nargs="+",
                    help="student run directories (best.ckpt), e.g. a BiLSTM and a CNN")
     p.add_argument("--teacher", default="pretrained_models/sst-2",
                    help="a fine-tuned teacher directory")
-    p.add_argument("--task_name", default="sst-2", choices=sorted(TASKS))
-    p.add_argument("--data_dir", help="the task's TSV files (default: paddlenlp download)")
     p.add_argument("--n", type=int, help="the first N dev texts (default: all)")
     p.add_argument("--min_seconds", type=float, default=2.0,
                    help="time each throughput over at least this long")
@@ -177,8 +173,9 @@ def main() -> None:
     logging.disable(logging.WARNING)
     paddle.set_device("cpu")
     paddle.base.core.set_num_threads(args.num_threads)
-    task = TASKS[args.task_name]
-    dev_all = load_split(task, "dev", args.data_dir)
+    data = data_args(vars(args))  # a built-in task or your own files, as the scripts take them
+    task = task_of(data)
+    dev_all = load_split(task, "dev", data.data_dir)
     dev, labels = dev_all[: args.n], np.array([e.label for e in dev_all])
     bf16 = paddle.base.core.supports_bfloat16()
     teacher, tok = load_teacher(args.teacher, task.num_labels)

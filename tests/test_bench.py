@@ -97,3 +97,19 @@ def test_scale_bench_runs_tiny(tmp_path):
     header = (tmp_path / "run" / "task" / "train.tsv").read_text().splitlines()[0]
     assert header == "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate"
     assert "peak of the whole run" in out.stdout
+
+
+def test_read_file_bench_reads_what_it_wrote(tmp_path):
+    """bench/read_file.py at a tiny size: every row read, labels counted, ids made."""
+    from conftest import shared
+
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "read_file.py"),
+                          "--rows", "1000", "--data_root", os.path.dirname(shared("sst5")),
+                          "--out", str(tmp_path), "--json", str(tmp_path / "read.json")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.load(open(tmp_path / "read.json"))
+    assert report["counts"] == [200] * 5 and report["rows"] == 1000
+    assert [s["step"].split(" ")[0] for s in report["steps"]] == ["label", "rows", "tokenized",
+                                                                   "vocabulary", "word"]
+    assert report["peak_rss_gb"] >= max(s["rss_gb_after"] for s in report["steps"])

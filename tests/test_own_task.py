@@ -100,3 +100,27 @@ def test_macro_f1_matches_scikit_learn():
         m = classification_metrics(p, y, ("acc", "macro_f1", "f1"))
         assert m["macro_f1"] == pytest.approx(f1_score(y, p, average="macro"))
         assert m["f1"] == pytest.approx(f1_score(y == 1, p == 1))
+
+
+def test_pipeline_runs_on_own_files_alone(own_files, tiny_en, tmp_path):
+    """pipeline.py from the user's files alone (no --task_name): every stage runs, the
+    report names the task, and no GLUE submission is attempted."""
+    import pipeline
+    from conftest import tiny_vectors
+
+    data, _ = own_files
+    state = pipeline.main([*data, "--preset", "quick", "--backbone", str(tiny_en[1]),
+                           "--output_dir", str(tmp_path / "p"), "--embedding_path",
+                           tiny_vectors(tmp_path / "v.txt"), "--device", "cpu",
+                           "--teacher_args", "--max_steps 4 --batch_size 16",
+                           "--student_args", "--hidden_size 8 --fc_size 8 --max_epoch 1",
+                           "--distill_args", "--n_iter 2 --p_pos 0",
+                           "--bench_args", "--n 16 --min_seconds 0.01"])
+    assert state["task"].startswith("toy3")  # named after the files' folder
+    assert {"teacher", "baseline", "distill", "export", "bench", "report"} <= set(state["stages"])
+    assert not [s for s in state["stages"] if s.startswith("submission")]
+    report = (tmp_path / "p" / "report.md").read_text()
+    assert "macro_f1" in report and "per class" in report
+    assert "| gold \\ predicted | so-so | negative | positive |" in report
+    results = json.loads((tmp_path / "p" / "bert_distill" / "results.json").read_text())
+    assert np.sum(results["dev_confusion"]) == 90 and len(results["dev_confusion"]) == 3

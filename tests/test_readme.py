@@ -57,9 +57,41 @@ def test_readme_setup_commands_are_what_ci_runs():
     assert all(c in ci for c in SETUP)
 
 
+def own_task_fixtures(root) -> dict[str, str]:
+    """Tiny copies of the layouts of ../shared/data's own-format sets: sst5 (JSONL, string
+    labels "0".."4"), agnews (CSV, no header, classes.txt) and toutiao (CSV with a header and
+    a quoted field spanning lines, Chinese, string labels)."""
+    import csv
+    import random
+
+    from conftest import ZH_FILLER, ZH_NEG, ZH_POS, sentiment_examples
+
+    rng = random.Random(0)
+    for name in ("sst5", "agnews", "toutiao"):
+        os.makedirs(root / name)
+    for split, n, seed in (("train", 120, 0), ("dev", 40, 1)):
+        examples = sentiment_examples(n, seed)
+        with open(root / "sst5" / f"{split}.jsonl", "w") as f:
+            for text, label in examples:
+                f.write(json.dumps({"sentence": text, "label": str(2 * label + rng.randint(0, 2))})
+                        + "\n")
+        with open(root / "agnews" / f"{split}.csv", "w", newline="") as f:
+            csv.writer(f).writerows([[f'"{text}", he said', 2 * label + rng.randint(0, 1)]
+                                     for text, label in examples])
+        with open(root / "toutiao" / f"{split}.csv", "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["text", "keywords", "label"])
+            for _, label in examples:
+                words = rng.choices(ZH_FILLER, k=4) + [rng.choice(ZH_POS if label else ZH_NEG)]
+                w.writerow(["".join(words), "酒店,\n服务", ["news_bad", "news_good"][label]])
+    (root / "agnews" / "classes.txt").write_text("world\nsports\nbusiness\ntech\n")
+    return {f"path/to/{name}": str(root / name) for name in ("sst5", "agnews", "toutiao")}
+
+
 def test_every_readme_command_runs(tiny_en, sst2_dir, mrpc_dir, tmp_path):
     hf, paddle_backbone = tiny_en[0], tiny_en[1]
-    paths = {"path/to/SST-2": sst2_dir, "path/to/MRPC": mrpc_dir,
+    paths = {**own_task_fixtures(tmp_path / "own"), "path/to/SST-2": sst2_dir,
+             "path/to/MRPC": mrpc_dir,
              "path/to/glove.6B.50d.txt": tiny_vectors(tmp_path / "v.txt"),
              "convert.py minilm": f"convert.py {hf}"}
     (tmp_path / "texts.txt").write_text("a great film\nso dull and boring\n")
