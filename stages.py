@@ -111,10 +111,12 @@ PRESETS = {
 }
 
 
-# The pipeline benches what it trained: the student's paths and its own teacher on 300 dev
-# texts (about a minute). The bert-base-shaped comparison (110M parameters; most of a job's
-# memory and a quarter of its time) is bench/inference.py's, run by hand.
-PIPELINE_BENCH = ["--no_bert_base", "--min_seconds", "0.5", "--n", "300"]
+# The pipeline benches what it trained: every path of the student, and its own teacher on
+# the paths it is deployed on (Paddle Inference, fp32 and bf16), on 300 dev texts. The
+# bert-base-shaped comparison (110M parameters: most of a job's memory and a quarter of its
+# time) and the teacher's eager and ONNX paths are bench/inference.py's, run by hand.
+PIPELINE_BENCH = ["--no_bert_base", "--min_seconds", "0.5", "--n", "300",
+                  "--teacher_paths", "exported", "exported bf16"]
 
 
 class PipelineError(UserError):

@@ -44,6 +44,7 @@ from teachers import INPUTS, load_teacher  # noqa: E402
 from utils import atomic_write_json, count_parameters, cpu_threads  # noqa: E402
 
 BATCH_SIZES = (1, 32, 256)
+TEACHER_PATHS = ["eager", "exported", "exported bf16", "onnxruntime"]
 
 
 def dir_size(path: str) -> int:
@@ -165,6 +166,9 @@ def main() -> None:
                    help="time each throughput over at least this long")
     p.add_argument("--no_bert_base", action="store_true",
                    help="skip the bert-base-shaped teacher (110M parameters)")
+    p.add_argument("--teacher_paths", nargs="+", default=TEACHER_PATHS, choices=TEACHER_PATHS,
+                   help="the teachers' paths to measure (default: all; bf16 where the CPU "
+                        "has it)")
     p.add_argument("--num_threads", type=int, default=cpu_threads())
     p.add_argument("--processes", type=int, default=len(os.sched_getaffinity(0)),
                    help="single-threaded processes for the side-by-side throughput (1: skip)")
@@ -239,7 +243,7 @@ def main() -> None:
                 quantize_student_onnx(onnx_file, prefix + ".int8.onnx")
                 specs += [("onnxruntime", ("onnxruntime", onnx_file, None)),
                           ("onnxruntime int8", ("onnxruntime", prefix + ".int8.onnx", None))]
-            else:
+            elif "onnxruntime" in args.teacher_paths:
                 import paddle2onnx
 
                 paddle2onnx.export(prefix + ".json", prefix + ".pdiparams", onnx_file,
@@ -247,6 +251,8 @@ def main() -> None:
                 specs.append(("onnxruntime", ("onnxruntime", onnx_file, None)))
             paths = [("eager", eager_runner(model, list(inputs)), None)] + \
                 [(path, make_runner(spec, args.num_threads), spec) for path, spec in specs]
+            if name not in students:
+                paths = [p for p in paths if p[0] in args.teacher_paths]
             for path, run, spec in paths:
                 speed = {str(bs): throughput(run, batches_of(bs)[1], len(dev), args.min_seconds)
                          for bs in BATCH_SIZES}
