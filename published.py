@@ -582,7 +582,20 @@ def paddlenlp_table(s: Store) -> str:
     return md_table(["run", "seeds", "best dev acc", "final dev acc", "wall time a seed"], rows)
 
 
+def pipeline_stages(s: Store, experiment: str) -> str:
+    """A pipeline run's stages: wall time and peak memory of each (pipeline.json)."""
+    e = s[f"{experiment}/experiment"]
+    rows = [[st["stage"], duration(st["seconds"]),
+             f"{st['peak_memory_gb']:.2f} GB" if "peak_memory_gb" in st else "-"]
+            for st in e["stages"]]
+    rows.append(["**whole job**", duration(e["wall_seconds"]),
+                 f"{e['peak_memory_gb']:.2f} GB" if "peak_memory_gb" in e else "-"])
+    return md_table(["stage", "wall time", "peak memory"], rows)
+
+
 BLOCKS: dict[str, Callable[[Store], str]] = {
+    "sst2-cpu-pipeline-stages": lambda s: pipeline_stages(s, "sst2-cpu-pipeline"),
+    "bench-read-file": lambda s: transcript(s["bench/read-file"]["stdout"]),
     "readme-sst2": readme_sst2_table,
     "paddlenlp-sst2": paddlenlp_table,
     "paddlenlp-sst2-epochs": lambda s: epochs_table([
