@@ -152,6 +152,20 @@ class TransferSet:
         return [tuple([self.table[j] for j in f] for f in ex) for ex in self.examples(idx)]
 
 
+def texts_transfer_set(words: Sequence[tuple[list[str], ...]]) -> TransferSet:
+    """Texts as they are (no augmentation, duplicates kept, in order) in a transfer set held
+    in memory: for a teacher to label dev texts exactly as it labels the transfer set."""
+    index: dict[str, int] = {}
+    ids, offsets = [], []
+    for k in range(len(words[0])):
+        ids.append(np.array([index.setdefault(w, len(index)) for ex in words for w in ex[k]],
+                            dtype=np.int32))
+        offsets.append(np.concatenate([[0], np.cumsum([len(ex[k]) for ex in words])]
+                                      ).astype(np.int64))
+    return TransferSet(list(index), tuple(ids), tuple(offsets), np.arange(len(words)),
+                       np.ones(len(words), dtype=bool))
+
+
 def candidates(token_lists: Sequence[tuple[list[str], ...]],
                tag_lists: Sequence[tuple[list[str], ...]] | None, cfg: AugmentArgs, seed: int
                ) -> Iterator[tuple[tuple[list[str], ...], int, bool]]:

@@ -131,9 +131,21 @@ def seeds_table(groups: list[tuple[str, list[Run]]], metrics: list[str]) -> str:
             + "\n" + SEEDS_NOTE + "\n")
 
 
+def teacher_score(groups: list[tuple[str, list[Run]]], rs: list[Run], metric: str
+                  ) -> float | None:
+    """The teacher's dev score for distilled runs `rs`: the teacher run's best (mean over its
+    runs), else the teacher as bert_distill.py saw it label the dev texts (an ensemble)."""
+    teachers = [t for _, t in groups if t[0].kind == "teacher"]
+    if len(teachers) == 1:
+        return mean_score(teachers[0], metric, "best")
+    seen = [(r.results.get("teacher_dev") or {}).get(metric) for r in rs]
+    return None if None in seen else statistics.mean(seen)
+
+
 def gains(groups: list[tuple[str, list[Run]]], metrics: list[str]) -> str:
     """Each distilled model's mean minus its baseline's (the one small.py model of the same
-    network), best and final, in points."""
+    network), best and final, in points; and the share of the baseline's gap to the teacher
+    it closes on best dev accuracy, (distilled - alone) / (teacher - alone)."""
     out = []
     for name, rs in groups:
         base = [b for _, b in groups if model_type(b[0]) == ("small", model_type(rs[0])[1])]
@@ -141,7 +153,28 @@ def gains(groups: list[tuple[str, list[Run]]], metrics: list[str]) -> str:
             out.append(gain_line(name, [
                 (which, m, 100 * (mean_score(rs, m, which) - mean_score(base[0], m, which)))
                 for m in metrics for which in ("best", "final")]))
+            teacher, alone = teacher_score(groups, rs, "acc"), mean_score(base[0], "acc", "best")
+            if teacher is not None and teacher != alone:
+                closed = (mean_score(rs, "acc", "best") - alone) / (teacher - alone)
+                out[-1] += (f"; closes {closed:.2f} of the gap to the teacher ({teacher:.4f}) on "
+                            f"best dev acc")
     return "\n".join(out) + "\n" if out else ""
+
+
+def ensemble_teacher(groups: list[tuple[str, list[Run]]], metrics: list[str]) -> str:
+    """A line for a teacher with no run in the report (several teachers, student runs): its
+    dev scores as bert_distill.py measured them while labelling."""
+    if any(rs[0].kind == "teacher" for _, rs in groups):
+        return ""
+    for _, rs in groups:
+        dev = rs[0].results.get("teacher_dev")
+        if rs[0].kind == "bert_distill" and dev:
+            paths = rs[0].results.get("teacher_path") or []
+            return (f"Teacher: {len(paths)} model{'s' * (len(paths) > 1)} (--teacher_path"
+                    f"{', mean logits' if len(paths) > 1 else ''}), on the dev texts as it "
+                    f"labels the transfer set: " + ", ".join(
+                        f"{m} {dev[m]:.4f}" for m in metrics if m in dev) + "\n")
+    return ""
 
 
 def gain_line(name: str, points: list[tuple[str, str, float]]) -> str:
@@ -295,12 +328,14 @@ def report(run_dirs: list[str], out: str, inference_path: str | None = None) -> 
     task = tasks.pop()
     groups = group_runs(runs)
     n_seeds = max(len(rs) for _, rs in groups)
+    metrics = shared_metrics(runs)
+    teacher_and_gains = ensemble_teacher(groups, metrics) + gains(groups, metrics)
     if n_seeds == 1:
-        md = f"### {task}: dev scores, size and speed\n\n" + markdown_table(runs, inference)
+        md = (f"### {task}: dev scores, size and speed\n\n" + markdown_table(runs, inference)
+              + "\n" + teacher_and_gains)
     else:
-        metrics = shared_metrics(runs)
         md = (f"### {task}: dev scores over {n_seeds} seeds\n\n" + seeds_table(groups, metrics)
-              + "\n" + gains(groups, metrics) + f"\n### {task}: size and speed (first run of "
+              + "\n" + teacher_and_gains + f"\n### {task}: size and speed (first run of "
               f"each model)\n\n" + markdown_table([rs[0] for _, rs in groups], inference,
                                            [name for name, _ in groups]))
     labels = next((r.results["labels"] for r in runs if r.results.get("labels")), None)

@@ -24,7 +24,7 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 
 from args import TEACHER_ROOT, DistillArgs, TrainArgs
-from augment import TransferSet, student_view
+from augment import TransferSet, student_view, texts_transfer_set
 from data import MASK, UNK, DataError, Vocab, collate, decoded_lines, make_batches
 from engines import OnnxPredictor, Predictor, is_exported
 from model_io import ONNX_FILE, export_static, export_student_onnx, student_from_checkpoint
@@ -32,8 +32,8 @@ from runs import BEST, MODEL_STATE, RunError, is_student_run
 from teachers import (INPUTS, collate_teacher, eager_runner, encode_pieces, load_teacher,
                       teacher_lengths, teacher_logits, word_pieces)
 from utils import (atomic_save_npy, barrier, content_hash, fault_point, format_seconds, is_main,
-                   main_first, rank, read_verified_json, sha256_file, world_size,
-                   write_verified_json)
+                   classification_metrics, main_first, rank, read_verified_json, sha256_file,
+                   world_size, write_verified_json)
 
 logger = logging.getLogger(__name__)
 
@@ -251,6 +251,21 @@ def label_transfer_set(sources: Sequence[Source], ts: TransferSet, ts_key: str,
 
     logits = [one(s) if s.parallel else main_first(lambda: one(s)) for s in sources]
     return logits[0] if len(logits) == 1 else np.mean(logits, axis=0)
+
+
+def teacher_dev_scores(sources: Sequence[Source], words: list[tuple[list[str], ...]],
+                       labels: Sequence[int], metrics: Sequence[str], num_labels: int,
+                       cache_dir: str) -> dict | None:
+    """The teacher's dev scores as it labels the transfer set (the same words, path and, for
+    several sources, mean logits): the ceiling the student is trained towards, also when the
+    teacher is an ensemble with no run of its own. None for logits made outside this
+    project (--teacher_logits) or online."""
+    if any(isinstance(s, (LogitsFile, OnlineTeacher)) for s in sources):
+        return None
+    ts = texts_transfer_set(words)  # cached apart (cache_dir/dev) from the transfer set's
+    logits = label_transfer_set(sources, ts, content_hash({"dev": content_hash(words)})[:16],
+                                num_labels, os.path.join(cache_dir, "dev"))
+    return classification_metrics(logits.argmax(axis=1), labels, metrics)
 
 
 def logits_folder(cache_dir: str, key: str) -> str:

@@ -54,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
                                       "download)")
     p.add_argument("--backbone", help="teacher backbone to fine-tune: a paddlenlp name or a "
                                       "local directory (default: the preset's)")
-    p.add_argument("--teacher_path", help="reuse this fine-tuned teacher instead of training one")
+    p.add_argument("--teacher_path", nargs="+", help="reuse this fine-tuned teacher instead of "
+                   "training one; several (BERT teachers or student runs): their mean logits")
     p.add_argument("--embedding_path", help="word vectors file (default: the preset's "
                                             "paddlenlp TokenEmbedding, downloaded)")
     p.add_argument("--embedding_name", help="paddlenlp TokenEmbedding name")
@@ -79,9 +80,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if args.embedding_path and args.embedding_name:
         p.error("--embedding_path: give --embedding_path or --embedding_name, not both")
     for flag in ("data_dir", "teacher_path", "embedding_path"):
-        path = getattr(args, flag)
-        if path and not os.path.exists(path):
-            p.error(f"--{flag}: {path} not found")
+        for path in [getattr(args, flag)] if flag != "teacher_path" else args.teacher_path or []:
+            if path and not os.path.exists(path):
+                p.error(f"--{flag}: {path} not found")
     return run_pipeline(args)
 
 

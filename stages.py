@@ -23,7 +23,7 @@ import cpu
 from args import check_flags
 from data import load_split, task_of
 from tasks import Task
-from runs import EXPORT_INFO, LAST, MODEL_STATE, RESULTS, exists, read_json
+from runs import EXPORT_INFO, LAST, MODEL_STATE, RESULTS, exists, is_student_run, read_json
 from utils import UserError, atomic_write_json, fault_point, format_seconds, setup_logging
 
 logger = logging.getLogger("pipeline")
@@ -214,7 +214,10 @@ def plan(args: argparse.Namespace, out: str) -> list[tuple[str, Callable[[], lis
         shlex.split(args.student_args)
 
     stages: list[tuple[str, Callable[[], list[str] | None]]] = []
-    teacher_dir = abs_or_name(args.teacher_path) or os.path.join(out, "teacher")
+    # --teacher_path: one teacher or several (their mean logits), BERT teachers or student runs;
+    # a single BERT teacher is also benchmarked, exported and reported beside the students
+    teachers = [abs_or_name(p) for p in args.teacher_path or [os.path.join(out, "teacher")]]
+    teacher_dir = teachers[0] if len(teachers) == 1 and not is_student_run(teachers[0]) else None
     if not args.teacher_path:
         backbone = abs_or_name(args.backbone) or preset.backbone.get(task.language)
         if backbone is None:
@@ -243,7 +246,7 @@ def plan(args: argparse.Namespace, out: str) -> list[tuple[str, Callable[[], lis
         check_flags("small", small_args)  # before any stage starts
         check_flags("bert_distill", small_args + distill_flags)
         distill_args = data + student + seed_args + [
-            "--teacher_path", teacher_dir, "--baseline_dir", small_dir,
+            "--teacher_path", *teachers, "--baseline_dir", small_dir,
             "--cache_dir", os.path.join(out, "cache"),
             *(["--augment_seed", str(args.seeds[0])] if args.seeds else []), *distill_flags]
         stages.append((f"baseline{suffix}", functools.partial(
@@ -258,22 +261,24 @@ def plan(args: argparse.Namespace, out: str) -> list[tuple[str, Callable[[], lis
                                                 script("export.py", distill_dir, exported))))
     inference = os.path.join(out, "inference.json")
     bench = script(os.path.join("bench", "inference.py"), *task_flags,
-                   "--student", distill_dir, "--teacher", teacher_dir, "--json", inference,
+                   "--student", distill_dir, *(["--teacher", teacher_dir] if teacher_dir else []),
+                   "--json", inference,
                    *(["--num_threads", str(args.num_threads)] if args.num_threads else []),
                    *PIPELINE_BENCH, *shlex.split(args.bench_args))
     stages.append(("bench", functools.partial(unless_exists, inference, bench)))
     stages += submission_stages(args, task, out, teacher_dir, small_dirs[0], distill_dir)
     stages.append(("report", lambda: script(
-        "report.py", *([teacher_dir] if exists(teacher_dir, RESULTS) else []), *small_dirs,
+        "report.py", *([teacher_dir] if teacher_dir and exists(teacher_dir, RESULTS) else []),
+        *small_dirs,
         *distill_dirs, "--inference", inference, "--out", out)))
     return stages
 
 
-def submission_stages(args: argparse.Namespace, task: Task, out: str, teacher_dir: str,
+def submission_stages(args: argparse.Namespace, task: Task, out: str, teacher_dir: str | None,
                       small_dir: str, distill_dir: str
                       ) -> list[tuple[str, Callable[[], list[str] | None]]]:
     """Test-set predictions in the files GLUE's server expects, under out/submission/<model>/
-    (the first seed's students; the teacher through its export, exported/teacher)."""
+    (the first seed's students; a single teacher through its export, exported/teacher)."""
     if task.submission is None:  # your own task: predict.py on your test file instead
         return []
     if args.data_dir and not os.path.isfile(os.path.join(args.data_dir, task.files["test"][0])):
@@ -282,7 +287,7 @@ def submission_stages(args: argparse.Namespace, task: Task, out: str, teacher_di
         return []
     stages: list[tuple[str, Callable[[], list[str] | None]]] = []
     models = [("baseline", small_dir), ("distilled", distill_dir)]
-    if os.path.isdir(teacher_dir) or not args.teacher_path:
+    if teacher_dir and (os.path.isdir(teacher_dir) or not args.teacher_path):
         exported = os.path.join(out, "exported", "teacher")
         stages.append(("export-teacher", functools.partial(
             unless_exists, os.path.join(exported, EXPORT_INFO),

@@ -1,8 +1,9 @@
 """Inference cost of the students against the teachers, side by side in one run.
 
 Models: one or more students, BiLSTM and/or CNN (small.py / bert_distill.py runs), the
-fine-tuned teacher (e.g. MiniLM-L6), and a bert-base-shaped teacher (12 layers, hidden 768)
-with random weights. Each model runs on every path it has, on real dev texts of the task:
+fine-tuned teacher (e.g. MiniLM-L6), and a bert-base-shaped teacher (12 layers, hidden
+768) with random weights read as the teacher reads (without --teacher: the students alone).
+Each model runs on every path it has, on real dev texts of the task:
   eager             no-grad dygraph
   exported          paddle.jit.save + Paddle Inference predictor (oneDNN), fp32
   exported bf16     the same in bfloat16 (teachers; the LSTM kernel has no bf16 on CPU)
@@ -159,8 +160,8 @@ def main() -> None:
     p = build_parser(("data",), __doc__)  # the task: the scripts' own data flags
     p.add_argument("--student", required=True, nargs="+",
                    help="student run directories (best.ckpt), e.g. a BiLSTM and a CNN")
-    p.add_argument("--teacher", default="pretrained_models/sst-2",
-                   help="a fine-tuned teacher directory")
+    p.add_argument("--teacher", help="a fine-tuned teacher directory (none: the students "
+                   "alone, e.g. when the teacher was an ensemble of student runs)")
     p.add_argument("--n", type=int, help="the first N dev texts (default: all)")
     p.add_argument("--min_seconds", type=float, default=2.0,
                    help="time each throughput over at least this long")
@@ -182,7 +183,6 @@ def main() -> None:
     dev_all = load_split(task, "dev", data.data_dir)
     dev, labels = dev_all[: args.n], np.array([e.label for e in dev_all])
     bf16 = paddle.base.core.supports_bfloat16()
-    teacher, tok = load_teacher(args.teacher, task.num_labels)
 
     def sorted_batches(lengths, collate: Callable[[np.ndarray], dict]) -> Callable:
         """bs -> (order, batches): length-sorted, except single texts, which come in data
@@ -216,11 +216,14 @@ def main() -> None:
                        model_batches(loaded.encode, loaded.collate, dev_all)[0], ["fp32"]))
         students.append(name)
     precisions = ["fp32", "bf16"] if bf16 else ["fp32"]
-    teacher_text = teacher_text_encoder(tok, 128)
-    timed, pieces = model_batches(*teacher_text, dev)
-    models.append(("fine-tuned teacher", args.teacher, teacher, INPUTS, timed,
-                   model_batches(*teacher_text, dev_all)[0], precisions))
-    if not args.no_bert_base:
+    pieces, timed = None, None
+    if args.teacher:
+        teacher, tok = load_teacher(args.teacher, task.num_labels)
+        teacher_text = teacher_text_encoder(tok, 128)
+        timed, pieces = model_batches(*teacher_text, dev)
+        models.append(("fine-tuned teacher", args.teacher, teacher, INPUTS, timed,
+                       model_batches(*teacher_text, dev_all)[0], precisions))
+    if timed and not args.no_bert_base:  # read as the teacher reads: its word pieces
         from paddlenlp.transformers import BertConfig, BertForSequenceClassification
 
         paddle.seed(0)
@@ -269,8 +272,9 @@ def main() -> None:
                              "dev_acc": accuracy(run, scored, labels) if scored else None})
                 print(f"measured {name} {path}", file=sys.stderr, flush=True)
 
-    setting = (f"{task.name} dev texts ({len(dev)}; student mean {np.mean(mean_words):.1f} words, "
-               f"teacher mean {pieces:.1f} word pieces), length-sorted batches "
+    teacher_len = f", teacher mean {pieces:.1f} word pieces" if pieces else ""
+    setting = (f"{task.name} dev texts ({len(dev)}; student mean {np.mean(mean_words):.1f} words"
+               f"{teacher_len}), length-sorted batches "
                f"(batch-1 latency: every text in data order), every shape warmed up, "
                f"{args.num_threads} threads or {args.processes} single-threaded processes, "
                f"Paddle {paddle.__version__}")

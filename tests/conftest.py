@@ -278,15 +278,19 @@ def tiny_zh_teacher(tiny_zh_backbone, tmp_path_factory):
     return out
 
 
-def predicted_labels(model_dir, texts: list[tuple[str, ...]]) -> np.ndarray:
-    """Labels a student run (its best checkpoint) or an export gives `texts`, through
+def model_logits(model_dir, texts: list[tuple[str, ...]]) -> np.ndarray:
+    """The logits a student run (its best checkpoint) or an export gives `texts`, through
     model_io.load_model: a path independent of the training loop's evaluation."""
     from model_io import load_model
 
     model = load_model(str(model_dir))
     return np.concatenate([np.asarray(model.run(model.collate([model.encode(t) for t in
-                                                               texts[i:i + 64]]))).argmax(-1)
+                                                               texts[i:i + 64]])))
                            for i in range(0, len(texts), 64)])
+
+
+def predicted_labels(model_dir, texts: list[tuple[str, ...]]) -> np.ndarray:
+    return model_logits(model_dir, texts).argmax(-1)
 
 
 def sst2_dev(data_dir) -> tuple[list[tuple[str]], np.ndarray]:

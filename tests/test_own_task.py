@@ -124,3 +124,37 @@ def test_pipeline_runs_on_own_files_alone(own_files, tiny_en, tmp_path):
     assert "| gold \\ predicted | so-so | negative | positive |" in report
     results = json.loads((tmp_path / "p" / "bert_distill" / "results.json").read_text())
     assert np.sum(results["dev_confusion"]) == 90 and len(results["dev_confusion"]) == 3
+
+
+def test_pipeline_with_an_ensemble_of_student_runs_as_teacher(own_files, tmp_path):
+    """--teacher_path with several student runs (no BERT for the language, as for Chinese):
+    no teacher stage; the distilled run records the ensemble's dev scores (the mean of the
+    members' logits, recomputed here through model_io); the bench measures the student
+    alone; the report gives the ensemble's line and the share of the gap closed."""
+    import pipeline
+    import small
+    from conftest import model_logits, tiny_vectors
+
+    data, dev = own_files
+    members = [str(tmp_path / f"member-{s}") for s in (1, 2)]
+    for s, out in zip((1, 2), members):
+        small.main([*data, *STUDENT, "--max_epoch", "3", "--seed", str(s), "--output_dir", out])
+    state = pipeline.main([*data, "--preset", "quick", "--teacher_path", *members,
+                           "--output_dir", str(tmp_path / "p"), "--embedding_path",
+                           tiny_vectors(tmp_path / "v.txt"), "--device", "cpu",
+                           "--student_args", "--hidden_size 8 --fc_size 8 --max_epoch 1",
+                           "--distill_args", "--n_iter 2 --p_pos 0",
+                           "--bench_args", "--n 16 --min_seconds 0.01"])
+    assert not {"backbone", "teacher"} & set(state["stages"])
+    results = json.loads((tmp_path / "p" / "bert_distill" / "results.json").read_text())
+    assert results["teacher_path"] == members
+    labels = np.array([sorted(WORDS).index(label) for _, label in dev])
+    mean = np.mean([model_logits(m, [(t,) for t, _ in dev]) for m in members], axis=0)
+    acc = float(np.mean(mean.argmax(-1) == labels))
+    assert results["teacher_dev"]["acc"] == pytest.approx(acc)
+    rows = json.loads((tmp_path / "p" / "inference.json").read_text())["rows"]
+    assert {r["model"] for r in rows} == {"BiLSTM student"}
+    report = (tmp_path / "p" / "report.md").read_text()
+    assert (f"Teacher: 2 models (--teacher_path, mean logits), on the dev texts as it labels "
+            f"the transfer set: acc {acc:.4f}") in report
+    assert "of the gap to the teacher" in report

@@ -21,7 +21,7 @@ def write_run(path, script, dev, params, curve, weights_bytes=1000, config_name=
             f.write(json.dumps({"step": int(epoch * 10), "epoch": epoch, "split": "train",
                                 "loss": 0.5}) + "\n")
             f.write(json.dumps({"step": int(epoch * 10), "epoch": epoch, "split": "dev",
-                                "acc": acc}) + "\n")
+                                **dev, "acc": acc}) + "\n")
     with open(os.path.join(path, "model_state.pdparams"), "wb") as f:
         f.write(b"\0" * weights_bytes)
     return str(path)
@@ -63,6 +63,9 @@ def test_report_table_and_plot(runs, tmp_path):
     assert lines[2].startswith("| BiLSTM (small.py) | 0.8200 | 1,000,000 | 0.0 | - |")
     # The fastest batch-32 path (here two processes) and the best batch-1 latency.
     assert "| 0.8600 |" in lines[3] and "9,500 (exported, 2 processes) | 0.90 |" in lines[3]
+    # (0.86 - 0.82) / (0.90 - 0.82): half the gap between the student alone and the teacher
+    assert ("best acc +4.00, final acc +5.00; closes 0.50 of the gap to the teacher (0.9000) "
+            "on best dev acc") in md
     png = (tmp_path / "out" / "report.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert (tmp_path / "out" / "report.md").read_text() == md
