@@ -418,18 +418,25 @@ def task_of(d: "DataArgs") -> Task:
     return _own_tasks[key]
 
 
-def own_task(d: "DataArgs") -> Task:
+def file_layout(path: str, file_format: str | None, text_column: Sequence[str],
+                label_column: str | None, id_column: str | None) -> Layout:
+    """How to read one of the user's files, from the flags: the format by extension unless
+    --file_format, columns by name or by 0-based number."""
     def column(c: str) -> Column:
         return int(c) if c.isdigit() else c
 
+    fmt = file_format or EXTENSIONS.get(os.path.splitext(path)[1].lower())
+    if fmt is None:
+        raise DataError(f"{path}: unknown extension; give --file_format ({', '.join(FORMATS)})")
+    return Layout(fmt, tuple(map(column, text_column)),
+                  None if label_column is None else column(label_column),
+                  None if id_column is None else column(id_column))
+
+
+def own_task(d: "DataArgs") -> Task:
     def layout(path: str, labelled: bool) -> Layout:
-        fmt = d.file_format or EXTENSIONS.get(os.path.splitext(path)[1].lower())
-        if fmt is None:
-            raise DataError(f"{path}: unknown extension; give --file_format "
-                            f"({', '.join(FORMATS)})")
-        return Layout(fmt, tuple(map(column, d.text_column)),
-                      column(d.label_column) if labelled else None,
-                      None if d.id_column is None else column(d.id_column))
+        return file_layout(path, d.file_format, d.text_column,
+                           d.label_column if labelled else None, d.id_column)
 
     files = {"train": (d.train_file, layout(d.train_file, True)),
              "dev": (d.dev_file, layout(d.dev_file, True))}

@@ -10,10 +10,10 @@ from typing import BinaryIO, Iterator, TextIO
 
 import numpy as np
 
-from data import DataError, LineError, load_split
+from data import DataError, LineError, load_split, read_table
 from model_io import load_model
 from runs import RunError
-from tasks import TASKS
+from tasks import TASKS, Layout
 from utils import atomic_write_text
 
 
@@ -38,6 +38,50 @@ def label_names(info: dict) -> list[str] | None:
     return None if not labels or labels == [str(i) for i in range(len(labels))] else labels
 
 
+def prediction_line(key: str, value: int | str, probs: np.ndarray, names: list[str] | None,
+                    fmt: str) -> str:
+    """One output line: JSONL {key: value, "label", "probs"} (probabilities by label name
+    when the labels have names), or TSV value<TAB>label<TAB>probabilities."""
+    label = names[int(probs.argmax())] if names else int(probs.argmax())
+    if fmt == "jsonl":
+        scores = [round(float(p), 6) for p in probs]
+        return json.dumps({key: value, "label": label, "probs": dict(zip(names, scores))
+                           if names else scores}, ensure_ascii=False) + "\n"
+    return f"{value}\t{label}\t" + "\t".join(f"{p:.6f}" for p in probs) + "\n"
+
+
+def predict_table(path: str, test_file: str, layout: Layout, out: TextIO, fmt: str = "jsonl",
+                  batch_size: int = 64, device: str = "cpu", num_threads: int | None = None,
+                  backend: str = "paddle") -> dict:
+    """Predicts every row of your own CSV, TSV or JSONL file, read as the training files are
+    (a bad row stops with its file:line); each output line keeps the row's id (--id_column),
+    else its line number. Rows are streamed in batches."""
+    model = load_model(path, device, num_threads, backend)
+    n_fields = 2 if model.info.get("pair") else 1
+    if len(layout.text) != n_fields:
+        raise DataError(f"--text_column: {len(layout.text)} column(s) given, the model reads "
+                        f"{n_fields} text(s) per example")
+    names = label_names(model.info)
+    key = "line" if layout.id is None else "id"
+    batch: list[tuple[int | str, tuple[str, ...]]] = []
+    rows = 0
+
+    def flush() -> None:
+        if batch:
+            probs = softmax(model.predict([texts for _, texts in batch], len(batch)))
+            out.writelines(prediction_line(key, v, p, names, fmt)
+                           for (v, _), p in zip(batch, probs))
+            batch.clear()
+
+    for lineno, texts, _, id_ in read_table(test_file, layout):
+        batch.append((lineno if id_ is None else id_, texts))
+        rows += 1
+        if len(batch) >= batch_size:
+            flush()
+    flush()
+    return {"lines": rows, "errors": 0}
+
+
 def predict(path: str, inp: BinaryIO, out: TextIO, where: str = "<stdin>", fmt: str = "jsonl",
             batch_size: int = 64, device: str = "cpu", num_threads: int | None = None,
             strict: bool = False, backend: str = "paddle") -> dict:
@@ -55,14 +99,8 @@ def predict(path: str, inp: BinaryIO, out: TextIO, where: str = "<stdin>", fmt: 
                 raise LineError(f"{where} line {n}: {error}")
             out.write(json.dumps({"line": n, "error": error}) + "\n" if fmt == "jsonl"
                       else f"{n}\tERROR\t{error}\n")
-        elif fmt == "jsonl":
-            label = names[int(probs.argmax())] if names else int(probs.argmax())
-            scores = [round(float(p), 6) for p in probs]
-            out.write(json.dumps({"line": n, "label": label, "probs": dict(zip(names, scores))
-                                  if names else scores}, ensure_ascii=False) + "\n")
         else:
-            label = names[int(probs.argmax())] if names else int(probs.argmax())
-            out.write(f"{n}\t{label}\t" + "\t".join(f"{p:.6f}" for p in probs) + "\n")
+            out.write(prediction_line("line", n, probs, names, fmt))
 
     def flush() -> None:
         if pending:

@@ -1,5 +1,5 @@
 """The students. The BiLSTM of Tang et al. 2019, "Distilling Task-Specific Knowledge from
-BERT into Simple Neural Networks" (Sec. 3.2): embedding -> one BiLSTM layer -> concatenated
+BERT into Simple Neural Networks" (Sec. 3.1): embedding -> one BiLSTM layer -> concatenated
 final forward and backward states -> ReLU fully connected layer -> dropout -> logits; and a
 CNN (Kim 2014) with the same embedding and head. Pair tasks run both sentences through the
 same encoder and classify on [h1, h2, h1 * h2, |h1 - h2|] (the paper's siamese variant)."""

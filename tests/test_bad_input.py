@@ -84,6 +84,18 @@ class Ctx:
         return main([model, "--input", path, "--output", self.path("out.jsonl"), "--strict",
                      *extra])
 
+    def predict_file(self, model: str, content: str, *extra: str):
+        """predict.py --test_file on a CSV with `content`; its --output must not appear."""
+        from predict import main
+
+        path, out = self.path("test.csv"), self.path("preds.jsonl")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(content)
+        try:
+            return main([model, "--test_file", path, "--output", out, *extra])
+        finally:
+            assert not os.path.exists(out)
+
     def export(self, name: str = "exp") -> str:
         """A copy of the tiny student's export, to spoil."""
         dst = self.path(name)
@@ -339,6 +351,12 @@ CASES = [
      lambda c: c.predict(c.student["export"], b"a good film\n\xe9t\xe9\n"), r"in\.txt line 2: not UTF-8"),
     ("predict-pair", "predict: a pair task line without its tab",
      lambda c: c.predict(c.student["pair_run"], b"one sentence only\n"), r"in\.txt line 1: expected 2 non-empty tab-separated text\(s\), got 1"),
+    ("predict-file-id", "predict --test_file: --id_column names no column of the header",
+     lambda c: c.predict_file(c.student["export"], "text,label\na film,1\n", "--id_column", "qid"), r"test\.csv:1: no column 'qid' in the header \(text, label\); .*--id_column name its columns"),
+    ("predict-file-pair", "predict --test_file: one --text_column for a pair model",
+     lambda c: c.predict_file(c.student["pair_run"], "text\na film\n"), r"--text_column: 1 column\(s\) given, the model reads 2 text\(s\) per example"),
+    ("predict-file-empty", "predict --test_file: an empty text (nothing written)",
+     lambda c: c.predict_file(c.student["export"], "text,label\na film,1\n,1\n"), r"test\.csv:3: empty text in column 'text'"),
     ("predict-model", "predict: a folder that is neither an export nor a run",
      lambda c: c.predict(str(c.tmp), b"a film\n"), r"neither an export \(export\.json\), a student run \(config\.json and best\.ckpt\) nor a teacher"),
     ("predict-teacher-dir", "predict: a teacher directory instead of its export",

@@ -51,6 +51,7 @@ def test_a_three_class_teacher_teaches_the_student(own_files, tiny_en, tmp_path)
     import bert_distill
     import small
     import teacher
+    from data import DataError
     from export import main as export
     from predict import main as predict
 
@@ -85,6 +86,22 @@ def test_a_three_class_teacher_teaches_the_student(own_files, tiny_en, tmp_path)
     rows = [json.loads(line) for line in open(tmp_path / "out.jsonl")]
     assert [r["label"] for r in rows] == ["positive", "negative"]
     assert set(rows[0]["probs"]) == {"so-so", "negative", "positive"}
+
+    # your own test file, read as training files are: each output line keeps the row's id
+    (tmp_path / "test.csv").write_text('id,text\nq7,"a superb film,\nsuperb"\nq9,the worst plot\n')
+    own = [str(tmp_path / "exp"), "--test_file", str(tmp_path / "test.csv"), "--id_column", "id"]
+    predict([*own, "--output", str(tmp_path / "t.jsonl")])
+    rows = [json.loads(line) for line in open(tmp_path / "t.jsonl")]
+    assert [(r["id"], r["label"]) for r in rows] == [("q7", "positive"), ("q9", "negative")]
+    predict([*own, "--format", "tsv", "--output", str(tmp_path / "t.tsv")])
+    assert [line.split("\t")[:2] for line in open(tmp_path / "t.tsv")] == [["q7", "positive"],
+                                                                         ["q9", "negative"]]
+    (tmp_path / "bad.csv").write_text("id,text\nq1,fine\nq2,\n")
+    before = (tmp_path / "t.jsonl").read_text()
+    with pytest.raises(DataError, match=r"bad\.csv:3: empty text in column 'text'"):
+        predict([str(tmp_path / "exp"), "--test_file", str(tmp_path / "bad.csv"), "--output",
+                 str(tmp_path / "t.jsonl")])
+    assert (tmp_path / "t.jsonl").read_text() == before  # the earlier output kept whole
 
 
 def test_macro_f1_matches_scikit_learn():
