@@ -57,8 +57,8 @@ def model_kind(path: str) -> str:
         return "export"
     if is_student_run(path):
         return "student"
-    if exists(path, CONFIG, MODEL_STATE):
-        return "teacher"
+    if any(exists(path, c, MODEL_STATE) for c in (CONFIG, "model_config.json")):
+        return "teacher"  # ours, or PaddleNLP run_glue's (model_config.json)
     raise RunError(f"{path}: neither an export ({EXPORT_INFO}), a student run ({CONFIG} and "
                    f"{BEST}) nor a teacher ({CONFIG} and {MODEL_STATE})")
 

@@ -282,6 +282,18 @@ def test_run_glue_teacher_distils_as_folder_and_as_its_pdparams(tiny_teacher, ss
         np.testing.assert_allclose(distil(out, *flags), ours, atol=1e-5)
         assert os.path.isfile(tmp_path / out / "model_state.pdparams")
 
+    # the folder exports and predicts as a teacher of ours does
+    from export import main as export
+    from predict import main as predict
+
+    texts = tmp_path / "texts.txt"
+    texts.write_text("a great film\nso dull and boring\n")
+    for name, src in (("theirs", folder), ("ours", str(tiny_teacher))):
+        export([src, str(tmp_path / f"exp-{name}")])
+        predict([str(tmp_path / f"exp-{name}"), "--input", str(texts), "--output",
+                 str(tmp_path / f"{name}.jsonl"), "--device", "cpu"])
+    assert (tmp_path / "theirs.jsonl").read_text() == (tmp_path / "ours.jsonl").read_text()
+
 
 def test_word_dict_in_paddlenlp_format(tmp_path):
     """senta_word_dict.txt's lines: a word, optionally its id after a tab or a space."""
