@@ -322,7 +322,10 @@ def test_paper_preset_is_tang_et_al():
     for student in (sst2, qqp):
         cfg = check_flags("bert_distill", as_flags(student) + as_flags(paper.distill))
         assert (cfg.train.optimizer, cfg.train.lr, cfg.train.rho) == ("adadelta", 1.0, 0.95)
+        # the transfer set of Sec. 4.2: p_mask = p_pos = 0.1, p_ng = 0.25
+        assert (cfg.augment.p_mask, cfg.augment.p_pos, cfg.augment.p_ng) == (0.1, 0.1, 0.25)
         check_flags("small", as_flags(student))
+    assert (TASKS["sst-2"].n_iter, TASKS["qqp"].n_iter) == (20, 10)  # Sec. 4.2
 
 
 def test_docs_list_every_paddlenlp_flag():
