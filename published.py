@@ -20,6 +20,7 @@ one sentence are taken from one benchmark summary.
 from __future__ import annotations
 
 import argparse
+import functools
 import glob
 import json
 import math
@@ -593,7 +594,56 @@ def pipeline_stages(s: Store, experiment: str) -> str:
     return md_table(["stage", "wall time", "peak memory"], rows)
 
 
+OWN_TASKS = (("SST-5", "sst5-cpu", "JSONL, 5 classes"),
+             ("AG News", "agnews-cpu", "CSV without a header, 4 classes"),
+             ("Toutiao", "toutiao-cpu", "CSV, Chinese, 15 classes"))
+
+
+def own_task_runs(s: Store, experiment: str) -> tuple[str, dict, dict | None, list[Run],
+                                                      list[Run]]:
+    """(teacher's name, its best and final dev scores (final None: an ensemble, scored once),
+    the baselines, the distilled students) of one own-file pipeline."""
+    runs = s.runs(f"{experiment}/seed-")
+    base = [r for r in runs if r.kind == "small"]
+    distilled = [r for r in runs if r.kind == "bert_distill"]
+    if s.names(f"{experiment}/teacher"):
+        t = s.run(f"{experiment}/teacher")
+        return "teacher: MiniLM-L6 fine-tuned (teacher.py)", t.results["dev"], final_dev(t), \
+            base, distilled
+    seen = {json.dumps(r.results["teacher_dev"], sort_keys=True) for r in distilled}
+    if len(seen) != 1:
+        raise PublishedError(f"results/{experiment}: the distilled runs saw different teachers")
+    n = len(distilled[0].results["teacher_path"])
+    return f"teacher: ensemble of {n} students (mean logits)", distilled[0].results[
+        "teacher_dev"], None, base, distilled
+
+
+def gap_closed(s: Store, experiment: str) -> float:
+    """(distilled - alone) / (teacher - alone), mean best dev accuracy."""
+    _, teacher, _, base, distilled = own_task_runs(s, experiment)
+    alone = mean_score(base, "acc", "best")
+    return (mean_score(distilled, "acc", "best") - alone) / (teacher["acc"] - alone)
+
+
+def own_tasks_table(s: Store) -> str:
+    """Teacher, BiLSTM alone and distilled BiLSTM on each own-file task: accuracy and
+    macro-F1, mean ± sd over seeds, best checkpoint and final epoch; the gap closed."""
+    rows = []
+    for task, experiment, _ in OWN_TASKS:
+        name, best, final, base, distilled = own_task_runs(s, experiment)
+        rows.append([f"**{task}**", name, *[f"{d[m]:.4f}" if d else "-" for m in
+                                            ("acc", "macro_f1") for d in (best, final)], ""])
+        for label, rs in (("BiLSTM alone", base), ("distilled BiLSTM", distilled)):
+            rows.append(["", f"{label} ({len(rs)} seeds)", *[
+                mean_sd(seed_scores(rs, w, m)) for m in ("acc", "macro_f1")
+                for w in ("best", "final")],
+                f"{gap_closed(s, experiment):.2f}" if rs is distilled else ""])
+    return md_table(["task", "model", "best acc", "final acc", "best macro-F1",
+                     "final macro-F1", "gap closed"], rows)
+
+
 BLOCKS: dict[str, Callable[[Store], str]] = {
+    "readme-own-tasks": own_tasks_table,
     "sst2-cpu-pipeline-stages": lambda s: pipeline_stages(s, "sst2-cpu-pipeline"),
     "bench-read-file": lambda s: transcript(s["bench/read-file"]["stdout"]),
     "readme-sst2": readme_sst2_table,
@@ -1060,6 +1110,24 @@ FIGURES: dict[str, Callable[[Store], str]] = {
     "dp-ratio": lambda s: times(_dp(s, "two-processes", "train_examples_per_s")
                                 / _dp(s, "one-process", "train_examples_per_s"), 2),
 }
+
+
+def _alone_under_teacher(s: Store, experiment: str) -> str:
+    """Points of best dev accuracy between the teacher and the BiLSTM alone (its mean)."""
+    _, teacher, _, base, _ = own_task_runs(s, experiment)
+    return f"{100 * (teacher['acc'] - mean_score(base, 'acc', 'best')):.1f}"
+
+
+def _own_gain(s: Store, experiment: str, which: str) -> str:
+    _, _, _, base, distilled = own_task_runs(s, experiment)
+    return signed(gain(distilled, base, which))
+
+
+for _task, _exp, _ in OWN_TASKS:  # per own-file task: the gains and the share of the gap closed
+    FIGURES[f"{_exp}-gain-best"] = functools.partial(_own_gain, experiment=_exp, which="best")
+    FIGURES[f"{_exp}-gain-final"] = functools.partial(_own_gain, experiment=_exp, which="final")
+    FIGURES[f"{_exp}-gap"] = lambda s, e=_exp: f"{gap_closed(s, e):.2f}"
+FIGURES["agnews-cpu-alone-under-teacher"] = lambda s: _alone_under_teacher(s, "agnews-cpu")
 
 
 # ------------------------------------------------------------------------ the pages
