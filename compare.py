@@ -142,6 +142,12 @@ def teacher_score(groups: list[tuple[str, list[Run]]], rs: list[Run], metric: st
     return None if None in seen else statistics.mean(seen)
 
 
+def gap_closed(distilled: list[Run], base: list[Run], teacher: float) -> float:
+    """(distilled - alone) / (teacher - alone) on mean best dev accuracy."""
+    alone = mean_score(base, "acc", "best")
+    return (mean_score(distilled, "acc", "best") - alone) / (teacher - alone)
+
+
 def gains(groups: list[tuple[str, list[Run]]], metrics: list[str]) -> str:
     """Each distilled model's mean minus its baseline's (the one small.py model of the same
     network), best and final, in points; and the share of the baseline's gap to the teacher
@@ -153,11 +159,10 @@ def gains(groups: list[tuple[str, list[Run]]], metrics: list[str]) -> str:
             out.append(gain_line(name, [
                 (which, m, 100 * (mean_score(rs, m, which) - mean_score(base[0], m, which)))
                 for m in metrics for which in ("best", "final")]))
-            teacher, alone = teacher_score(groups, rs, "acc"), mean_score(base[0], "acc", "best")
-            if teacher is not None and teacher != alone:
-                closed = (mean_score(rs, "acc", "best") - alone) / (teacher - alone)
-                out[-1] += (f"; closes {closed:.2f} of the gap to the teacher ({teacher:.4f}) on "
-                            f"best dev acc")
+            teacher = teacher_score(groups, rs, "acc")
+            if teacher is not None and teacher != mean_score(base[0], "acc", "best"):
+                out[-1] += (f"; closes {gap_closed(rs, base[0], teacher):.2f} of the gap to the "
+                            f"teacher ({teacher:.4f}) on best dev acc")
     return "\n".join(out) + "\n" if out else ""
 
 
