@@ -17,6 +17,10 @@ from utils import UserError, read_jsonl
 
 LAST, BEST = "last.ckpt", "best.ckpt"
 CONFIG, METRICS, RESULTS = "config.json", "metrics.jsonl", "results.json"
+# A teacher folder's configuration: save_pretrained's config.json, or model_config.json as
+# PaddleNLP 2.0's run_glue.py wrote it (the teacher folders of PaddleNLP's distill_lstm README:
+# model_config.json, model_state.pdparams, tokenizer_config.json, vocab.txt).
+CONFIG_FILES = (CONFIG, "model_config.json")
 TEACHER_CONFIG = "run_config.json"
 MODEL_STATE = "model_state.pdparams"  # the best weights alone, as every run leaves them
 VOCAB = "vocab.txt"
@@ -57,8 +61,8 @@ def model_kind(path: str) -> str:
         return "export"
     if is_student_run(path):
         return "student"
-    if any(exists(path, c, MODEL_STATE) for c in (CONFIG, "model_config.json")):
-        return "teacher"  # ours, or PaddleNLP run_glue's (model_config.json)
+    if any(exists(path, c, MODEL_STATE) for c in CONFIG_FILES):
+        return "teacher"
     raise RunError(f"{path}: neither an export ({EXPORT_INFO}), a student run ({CONFIG} and "
                    f"{BEST}) nor a teacher ({CONFIG} and {MODEL_STATE})")
 

@@ -23,6 +23,7 @@ import engines
 from augment import TransferSet
 from data import MASK, make_batches, pad
 from engines import Runner
+from runs import CONFIG_FILES
 from utils import UserError, fetch_failed, write_files_into
 
 logger = logging.getLogger(__name__)
@@ -64,10 +65,6 @@ def _classifier_labels(state: dict, where: str) -> int:
     return int(w.shape[1])
 
 
-# A model folder's configuration: save_pretrained's config.json, or model_config.json as
-# PaddleNLP 2.0's run_glue.py wrote it (the teacher folders of PaddleNLP's distill_lstm README:
-# model_config.json, model_state.pdparams, tokenizer_config.json, vocab.txt).
-CONFIG_FILES = ("config.json", "model_config.json")
 
 
 def _missing(folder: str) -> str | None:
