@@ -301,10 +301,14 @@ class DistillArgs:
     alpha: float = flag(0.0, "weight of cross-entropy on gold labels of the original "
                         "examples: alpha * CE + (1 - alpha) * distillation loss")
     temperature: float = flag(1.0, "softmax temperature of --kd_loss soft_ce")
-    student_mask: str = flag("unk", "what the student reads where augmentation masked a word "
-                             "(the teacher always reads its [MASK]): unk, the unknown-word "
-                             "vector (Tang et al.), or mask, a [MASK] vector of its own",
-                             choices=["unk", "mask"])
+    student_mask: str = flag("unk", "what the student reads where augmentation masked a word: "
+                             "unk, the unknown-word vector (Tang et al.), or mask, a [MASK] "
+                             "vector of its own", choices=["unk", "mask"])
+    teacher_mask: str = flag("mask", "what a BERT teacher reads where augmentation masked a "
+                             "word: mask, its [MASK] token (Tang et al.), or unk, its [UNK] "
+                             "token, for a teacher that takes [MASK] itself as evidence of a "
+                             "class (student runs as teachers always read [UNK])",
+                             choices=["mask", "unk"])
     balance_labels: bool = flag(False, "weight transfer examples so the teacher's labels are as "
                                 "frequent as on the original training examples (see "
                                 "losses.balance_weights; for pair tasks, whose augmented "
@@ -338,6 +342,9 @@ class DistillArgs:
         _check(self.temperature > 0, "temperature", "must be > 0")
         _check(self.kd_loss == "soft_ce" or self.temperature == 1.0, "temperature",
                "only --kd_loss soft_ce uses a temperature")
+        _check(self.teacher_mask == "mask" or not self.teacher_logits, "teacher_mask",
+               "--teacher_logits come from a teacher outside this project, which read the "
+               "transfer set's [MASK] itself; drop --teacher_mask")
         _check(not (self.balance_labels and self.online_teacher), "balance_labels",
                "needs the cached teacher logits; drop --online_teacher")
         _check(self.baseline_dir is None or os.path.isdir(self.baseline_dir), "baseline_dir",

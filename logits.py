@@ -66,8 +66,9 @@ class BertTeacher:
     interrupted labelling resumes (`label_in_chunks`).
 
     The teacher reads the transfer set's words with its own tokenizer, [MASK] as its own
-    mask token: never our ids, and never word pieces fed back as words. Its inputs are built
-    per chunk, and it is loaded only when there is something to label."""
+    mask token (`mask="unk"`: as its [UNK] token): never our ids, and never word pieces fed
+    back as words. Its inputs are built per chunk, and it is loaded only when there is
+    something to label."""
 
     path: str
     model_name: str | None
@@ -78,6 +79,7 @@ class BertTeacher:
     num_threads: int | None
     precision: str = "fp32"
     chunk_size: int = 16384
+    mask: str = "mask"  # the token the teacher reads for a masked word: mask or unk
     parallel = True
 
     @property
@@ -94,13 +96,14 @@ class BertTeacher:
         return content_hash({"teacher": self.weights_hash, "transfer": ts_key,
                              "max_len": self.max_seq_length,
                              **({"precision": self.precision} if self.precision != "fp32"
-                                else {})})[:16]
+                                else {}),
+                             **({"mask": self.mask} if self.mask != "mask" else {})})[:16]
 
     def label(self, ts: TransferSet, ts_key: str, num_labels: int, folder: str
               ) -> tuple[np.ndarray, dict]:
         model, tokenizer = load_teacher(self.path, num_labels, self.model_name)
         t0 = time.perf_counter()
-        pieces = word_pieces(tokenizer, ts.table, MASK)
+        pieces = word_pieces(tokenizer, ts.table, MASK, self.mask)
         lengths = teacher_lengths(ts, pieces, self.max_seq_length)
         logger.info("teacher inputs: %d distinct words tokenized in %.1fs; %d examples of mean "
                     "%.1f tokens", len(pieces), time.perf_counter() - t0, len(ts),
@@ -123,7 +126,7 @@ class BertTeacher:
                                  num_labels, label_chunk)
         return logits, {"teacher_weights": self.weights, "teacher_sha256": self.weights_hash,
                         "transfer_set": ts_key, "max_seq_length": self.max_seq_length,
-                        "precision": self.precision}
+                        "precision": self.precision, "teacher_mask": self.mask}
 
 
 @dataclass
@@ -195,6 +198,7 @@ class OnlineTeacher:
     path: str
     model_name: str | None
     max_seq_length: int
+    mask: str = "mask"
     parallel = True
 
     def key(self, ts_key: str) -> None:
@@ -203,16 +207,17 @@ class OnlineTeacher:
     def label(self, ts: TransferSet, ts_key: str, num_labels: int, folder: str | None
               ) -> tuple[OnlineLogits, dict]:
         model, tokenizer = load_teacher(self.path, num_labels, self.model_name)
-        return OnlineLogits(ts, model, tokenizer, self.max_seq_length), {}
+        return OnlineLogits(ts, model, tokenizer, self.max_seq_length, self.mask), {}
 
 
 class OnlineLogits:
     """Teacher logits computed when a batch asks for them: `logits[idx]` runs the eager
     teacher on transfer examples `idx` -> [len(idx), num_labels]."""
 
-    def __init__(self, ts: TransferSet, model, tokenizer, max_seq_length: int):
+    def __init__(self, ts: TransferSet, model, tokenizer, max_seq_length: int,
+                 mask: str = "mask"):
         self.ts, self.tokenizer, self.max_seq_length = ts, tokenizer, max_seq_length
-        self.pieces = word_pieces(tokenizer, ts.table, MASK)
+        self.pieces = word_pieces(tokenizer, ts.table, MASK, mask)
         self.run = eager_runner(model)
 
     def __getitem__(self, idx: np.ndarray) -> np.ndarray:
@@ -231,11 +236,12 @@ def teacher_sources(k: DistillArgs, t: TrainArgs, task_name: str, cache_dir: str
         return [LogitsFile(k.teacher_logits)]
     k.teacher_path = k.teacher_path or [os.path.join(TEACHER_ROOT, task_name)]
     if k.online_teacher:
-        return [OnlineTeacher(k.teacher_path[0], k.model_name, k.teacher_max_seq_length)]
+        return [OnlineTeacher(k.teacher_path[0], k.model_name, k.teacher_max_seq_length,
+                              k.teacher_mask)]
     return [StudentRun(path, t.num_threads) if is_student_run(path) else
             BertTeacher(path, k.model_name, k.teacher_max_seq_length, k.teacher_batch_size,
                         cache_dir, t.device, t.num_threads, k.label_precision,
-                        k.label_chunk_size)
+                        k.label_chunk_size, k.teacher_mask)
             for path in k.teacher_path]
 
 

@@ -79,10 +79,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
         p.error(f"--seeds: {args.seeds} repeats a seed")
     if args.embedding_path and args.embedding_name:
         p.error("--embedding_path: give --embedding_path or --embedding_name, not both")
-    for flag in ("data_dir", "teacher_path", "embedding_path"):
-        for path in [getattr(args, flag)] if flag != "teacher_path" else args.teacher_path or []:
-            if path and not os.path.exists(path):
-                p.error(f"--{flag}: {path} not found")
+    paths = [("data_dir", args.data_dir), ("embedding_path", args.embedding_path)]
+    paths += [("teacher_path", t) for t in args.teacher_path or []]
+    for flag, path in paths:
+        if path and not os.path.exists(path):
+            p.error(f"--{flag}: {path} not found")
     return run_pipeline(args)
 
 

@@ -164,12 +164,15 @@ def encode_for_teacher(tokenizer, texts: Sequence[tuple[str, ...]], max_seq_leng
     return TeacherEncoded(ids, types, np.asarray(labels, dtype=np.int64) if has_labels else None)
 
 
-def word_pieces(tokenizer, words: Sequence[str], mask_word: str = MASK) -> list[list[int]]:
-    """The teacher's word-piece ids of each word, `mask_word` as its mask token. BERT's
-    tokenizer splits on whitespace before anything else, so the pieces of words joined by
-    spaces are each word's pieces end to end: each distinct word of a transfer set is
-    tokenized once, far faster than tokenizing its texts."""
-    return [[tokenizer.mask_token_id] if w == mask_word else
+def word_pieces(tokenizer, words: Sequence[str], mask_word: str = MASK,
+                read_mask_as: str = "mask") -> list[list[int]]:
+    """The teacher's word-piece ids of each word, `mask_word` as its [MASK] token (or, with
+    read_mask_as="unk", its [UNK] token). BERT's tokenizer splits on whitespace before
+    anything else, so the pieces of words joined by spaces are each word's pieces end to
+    end: each distinct word of a transfer set is tokenized once, far faster than
+    tokenizing its texts."""
+    mask_id = tokenizer.mask_token_id if read_mask_as == "mask" else tokenizer.unk_token_id
+    return [[mask_id] if w == mask_word else
             tokenizer.convert_tokens_to_ids(tokenizer.tokenize(w)) for w in words]
 
 
