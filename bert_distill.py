@@ -28,7 +28,7 @@ from args import Config, parse_config
 from augment import TransferSet, cached_transfer_set, student_view, write_transfer_texts
 from data import MASK, UNK, TaskData, load_data, make_vocab, read_transfer_file, task_of
 from losses import balance_weights, distill_loss
-from logits import label_transfer_set, teacher_dev_scores, teacher_sources
+from logits import copies_keep_label, label_transfer_set, teacher_dev_scores, teacher_sources
 from runs import baseline_summary
 from student import prepare_student, train_student
 from trainer import prepare_run, start_run
@@ -73,6 +73,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if teacher_dev:
         logger.info("the teacher on dev, as it labels: %s",
                     ", ".join(f"{m} {v:.4f}" for m, v in teacher_dev.items()))
+    keep = None
+    if isinstance(logits, np.ndarray):
+        keep = {c: round(v, 4) for c, v in zip(
+            task.names, copies_keep_label(logits, ts.source, ts.original).tolist()) if v == v}
+        logger.info("the teacher keeps its label of the original on its augmented copies: %s",
+                    ", ".join(f"{c} {v:.2f}" for c, v in keep.items()))
     if k.balance_labels:
         extra["weight"] = balance_weights(logits, gold)
         labels, first = np.unique(logits.argmax(axis=1), return_index=True)
@@ -81,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
             for c, i in zip(labels, first)))
     vocab = make_vocab(cfg.data, data, unlabeled)
     results_extra = {"teacher_path": k.teacher_path, "teacher_logits": k.teacher_logits,
-                     "teacher_dev": teacher_dev, "transfer_examples": len(ts),
+                     "teacher_dev": teacher_dev, "copies_keep_label": keep,
+                     "transfer_examples": len(ts),
                      "n_iter": aug.n_iter, "online_teacher": k.online_teacher,
                      "seconds": seconds}
     if k.baseline_dir:

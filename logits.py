@@ -259,6 +259,22 @@ def label_transfer_set(sources: Sequence[Source], ts: TransferSet, ts_key: str,
     return logits[0] if len(logits) == 1 else np.mean(logits, axis=0)
 
 
+def copies_keep_label(logits: np.ndarray, source: np.ndarray, original: np.ndarray
+                      ) -> np.ndarray:
+    """Per class c, the share of the augmented copies of originals the teacher labels c that
+    it labels c too (nan: no such copies). A class far under the others is one the
+    augmentation talks the teacher out of (on AG News, [MASK] itself: --teacher_mask unk)."""
+    pred = logits.argmax(axis=1)
+    of_source = np.full(int(source.max()) + 1, -1)
+    of_source[source[original]] = pred[original]
+    base = of_source[source[~original]]
+    kept = (pred[~original] == base)[base >= 0]
+    base = base[base >= 0]
+    k = logits.shape[1]
+    with np.errstate(invalid="ignore"):
+        return np.bincount(base, weights=kept, minlength=k) / np.bincount(base, minlength=k)
+
+
 def teacher_dev_scores(sources: Sequence[Source], words: list[tuple[list[str], ...]],
                        labels: Sequence[int], metrics: Sequence[str], num_labels: int,
                        cache_dir: str) -> dict | None:

@@ -595,6 +595,10 @@ def pipeline_stages(s: Store, experiment: str) -> str:
 
 
 OWN_TASKS = (("SST-5", "sst5-cpu"), ("AG News", "agnews-cpu"), ("Toutiao", "toutiao-cpu"))
+# Distilled variants run on an own-file pipeline's teacher, baselines and cache: summaries
+# <experiment>/<prefix>-seed-<s>, rows printed where they exist.
+OWN_VARIANTS = (("teacher-unk", "distilled, teacher reads masks as [UNK] (`--teacher_mask unk`)"),
+                ("balance", "distilled, `--balance_labels`"))
 
 
 def own_task_runs(s: Store, experiment: str) -> tuple[str, dict, dict | None, list[Run],
@@ -616,9 +620,15 @@ def own_task_runs(s: Store, experiment: str) -> tuple[str, dict, dict | None, li
         "teacher_dev"], None, base, distilled
 
 
-def own_gap_closed(s: Store, experiment: str) -> float:
+def own_variant_runs(s: Store, experiment: str, prefix: str) -> list[Run]:
+    return s.runs(f"{experiment}/{prefix}-seed-") if s.names(f"{experiment}/{prefix}-seed-") \
+        else []
+
+
+def own_gap_closed(s: Store, experiment: str, variant: str | None = None) -> float:
     _, teacher, _, base, distilled = own_task_runs(s, experiment)
-    return gap_closed(distilled, base, teacher["acc"])
+    runs = own_variant_runs(s, experiment, variant) if variant else distilled
+    return gap_closed(runs, base, teacher["acc"])
 
 
 def own_tasks_table(s: Store) -> str:
@@ -629,11 +639,15 @@ def own_tasks_table(s: Store) -> str:
         name, best, final, base, distilled = own_task_runs(s, experiment)
         rows.append([f"**{task}**", name, *[f"{d[m]:.4f}" if d else "-" for m in
                                             ("acc", "macro_f1") for d in (best, final)], ""])
-        for label, rs in (("BiLSTM alone", base), ("distilled BiLSTM", distilled)):
+        students = [("BiLSTM alone", base, ""),
+                    ("distilled BiLSTM", distilled, f"{own_gap_closed(s, experiment):.2f}")]
+        for variant, label in OWN_VARIANTS:
+            if runs := own_variant_runs(s, experiment, variant):
+                students.append((label, runs, f"{own_gap_closed(s, experiment, variant):.2f}"))
+        for label, rs, gap in students:
             rows.append(["", f"{label} ({len(rs)} seeds)", *[
                 mean_sd(seed_scores(rs, w, m)) for m in ("acc", "macro_f1")
-                for w in ("best", "final")],
-                f"{own_gap_closed(s, experiment):.2f}" if rs is distilled else ""])
+                for w in ("best", "final")], gap])
     return md_table(["task", "model", "best acc", "final acc", "best macro-F1",
                      "final macro-F1", "gap closed"], rows)
 

@@ -344,6 +344,8 @@ CASES = [
      lambda c: __import__("teacher").main(["--amp", "fp16", "--device", "cpu"]), r"--amp: fp16 needs a GPU: Paddle has no fp16 training kernels on CPU"),
     ("flag-label-precision", "flags: --label_precision fp16 on the CPU",
      lambda c: c.distill("--label_precision", "fp16"), r"--label_precision: fp16 labels on a GPU, but --device is cpu"),
+    ("flag-teacher-mask", "flags: --teacher_mask unk with --teacher_logits",
+     lambda c: c.distill("--teacher_mask", "unk", "--teacher_logits", __file__, teacher=""), r"--teacher_mask: --teacher_logits come from a teacher outside this project"),
     # predict inputs (--strict: otherwise each bad line is reported and the rest predicted)
     ("predict-empty-line", "predict: an empty line",
      lambda c: c.predict(c.student["export"], b"a good film\n\n"), r"in\.txt line 2: empty line"),

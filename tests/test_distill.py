@@ -58,6 +58,18 @@ def test_balance_weights_restore_the_originals_label_shares():
     assert float(distill_loss("mse", 0.0, 1.0)(logits_s, batch)) == pytest.approx((per * w).mean())
 
 
+def test_copies_keep_label_is_per_class_of_the_original():
+    from logits import copies_keep_label
+
+    # originals 0 (class 0) and 1 (class 1); 0's copies: kept, flipped; 1's: kept, kept, flipped
+    source = np.array([0, 1, 0, 0, 1, 1, 1])
+    original = np.array([True, True, False, False, False, False, False])
+    pred = np.array([0, 1, 0, 1, 1, 1, 2])
+    keep = copies_keep_label(np.eye(3)[pred], source, original)
+    np.testing.assert_allclose(keep[:2], [1 / 2, 2 / 3])
+    assert np.isnan(keep[2])  # no original the teacher labels 2
+
+
 def run_distill(tmp_path, teacher, data_dir, *extra, task="sst-2", out="d"):
     return bert_distill.main(
         ["--task_name", task, "--data_dir", str(data_dir), "--teacher_path", str(teacher),
@@ -95,6 +107,8 @@ def encode_words(tok, examples, max_len):
 def test_distill_end_to_end_and_cache_reuse(tiny_teacher, sst2_dir, tmp_path):
     results = run_distill(tmp_path, tiny_teacher, sst2_dir)
     assert results["transfer_examples"] > 240 and results["n_iter"] == 3
+    assert 1 <= len(results["copies_keep_label"]) <= 2  # classes the teacher gives originals
+    assert all(0 <= v <= 1 for v in results["copies_keep_label"].values())
     assert {"results.json", "metrics.jsonl", "best.ckpt", "vocab.txt"} <= set(os.listdir(tmp_path / "d"))
     [path] = logits_files(tmp_path / "cache")
     logits = np.load(path)
@@ -130,6 +144,28 @@ def test_cached_logits_equal_eager_teacher_on_joined_text(tiny_teacher, sst2_dir
     np.testing.assert_array_equal(teacher_lengths(ts, pieces, 128, block=7), fast.lengths())
     np.testing.assert_array_equal(teacher_lengths(ts, pieces, 6), np.minimum(fast.lengths(), 6))
     np.testing.assert_allclose(np.load(path), teacher_logits(eager_runner(model), joined), atol=1e-5)
+
+
+def test_teacher_mask_unk_reads_masked_words_as_unk_under_their_own_key(
+        tiny_teacher, sst2_dir, tmp_path):
+    from data import MASK
+    from teachers import eager_runner, encode_for_teacher, load_teacher, teacher_logits
+
+    run_distill(tmp_path, tiny_teacher, sst2_dir, "--max_steps", "1")
+    [mask_path] = logits_files(tmp_path / "cache")
+    run_distill(tmp_path, tiny_teacher, sst2_dir, "--max_steps", "1", "--teacher_mask", "unk",
+                out="d2")
+    [unk_path] = set(logits_files(tmp_path / "cache")) - {mask_path}
+    ts = cached_transfer(tmp_path / "cache")
+    words = ts.words(np.arange(len(ts)))
+    model, tok = load_teacher(str(tiny_teacher), 2)
+    run = eager_runner(model)
+    for path, token in ((mask_path, tok.mask_token), (unk_path, tok.unk_token)):
+        joined = encode_for_teacher(
+            tok, [(" ".join(token if w == MASK else w for w in ex[0]),) for ex in words], 128)
+        np.testing.assert_allclose(np.load(path), teacher_logits(run, joined), atol=1e-5)
+    masked = [i for i, ex in enumerate(words) if MASK in ex[0]]
+    assert not np.allclose(np.load(mask_path)[masked], np.load(unk_path)[masked], atol=1e-3)
 
 
 def test_corrupt_caches_are_detected_and_rebuilt(tiny_teacher, sst2_dir, tmp_path):
@@ -244,6 +280,8 @@ def test_distill_flag_errors(tmp_path, capsys):
     for argv, needle in ((["--p_mask", "0.7", "--p_pos", "0.5"], "--p_pos"),
                          (["--temperature", "2"], "--temperature"),
                          (["--balance_labels", "--online_teacher"], "--balance_labels"),
+                         (["--teacher_mask", "unk", "--teacher_logits", __file__],
+                          "--teacher_mask"),
                          (["--teacher_path", str(tmp_path / "no" / "such")], "--teacher_path")):
         with pytest.raises(SystemExit):
             bert_distill.main(argv)
