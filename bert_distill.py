@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     keep = None
     if isinstance(logits, np.ndarray):
         keep = {c: round(v, 4) for c, v in zip(
-            task.names, copies_keep_label(logits, ts.source, ts.original).tolist()) if v == v}
+            task.names, copies_keep_label(logits, ts.source, ts.original).tolist()) if not np.isnan(v)}
         logger.info("the teacher keeps its label of the original on its augmented copies: %s",
                     ", ".join(f"{c} {v:.2f}" for c, v in keep.items()))
     if k.balance_labels:

@@ -625,10 +625,15 @@ def own_variant_runs(s: Store, experiment: str, prefix: str) -> list[Run]:
         else []
 
 
+def own_distilled(s: Store, experiment: str, variant: str | None) -> list[Run]:
+    """The pipeline's distilled students (variant None), or a variant's."""
+    return own_variant_runs(s, experiment, variant) if variant else \
+        own_task_runs(s, experiment)[4]
+
+
 def own_gap_closed(s: Store, experiment: str, variant: str | None = None) -> float:
-    _, teacher, _, base, distilled = own_task_runs(s, experiment)
-    runs = own_variant_runs(s, experiment, variant) if variant else distilled
-    return gap_closed(runs, base, teacher["acc"])
+    _, teacher, _, base, _ = own_task_runs(s, experiment)
+    return gap_closed(own_distilled(s, experiment, variant), base, teacher["acc"])
 
 
 def own_tasks_table(s: Store) -> str:
@@ -1129,9 +1134,8 @@ def _alone_under_teacher(s: Store, experiment: str) -> str:
 
 
 def _own_gain(s: Store, experiment: str, which: str, variant: str | None = None) -> str:
-    _, _, _, base, distilled = own_task_runs(s, experiment)
-    return signed(gain(own_variant_runs(s, experiment, variant) if variant else distilled,
-                       base, which))
+    base = own_task_runs(s, experiment)[3]
+    return signed(gain(own_distilled(s, experiment, variant), base, which))
 
 
 def _keeps(s: Store, name: str) -> dict[str, float]:

@@ -65,8 +65,6 @@ def _classifier_labels(state: dict, where: str) -> int:
     return int(w.shape[1])
 
 
-
-
 def _missing(folder: str) -> str | None:
     """The first file a teacher folder lacks, None when it has them all."""
     if not any(os.path.isfile(os.path.join(folder, c)) for c in CONFIG_FILES):
