@@ -1173,6 +1173,19 @@ for _exp, _variant in [(e, None) for _, e in OWN_TASKS] + [
             _own_gain, experiment=_exp, which=_which, variant=_variant)
     FIGURES[f"{_name}-gap"] = lambda s, e=_exp, v=_variant: f"{own_gap_closed(s, e, v):.2f}"
 FIGURES["agnews-cpu-alone-under-teacher"] = lambda s: _alone_under_teacher(s, "agnews-cpu")
+for _task, _exp in OWN_TASKS:
+    FIGURES[f"{_exp}-wall"] = lambda s, e=_exp: duration(at(s, f"{e}/experiment", "wall_seconds"))
+
+
+def _variant_walls(s: Store) -> str:
+    """Wall time of each variant distillation: the span, and the most (a first seed, which
+    labels the transfer set anew)."""
+    walls = [s[n]["wall_seconds"] for _, e in OWN_TASKS for v, _ in OWN_VARIANTS
+             for n in s.names(f"{e}/{v}-seed-")]
+    return f"{duration(min(walls))} to {duration(max(walls))}"
+
+
+FIGURES["own-variant-walls"] = _variant_walls
 
 
 # ------------------------------------------------------------------------ the pages
